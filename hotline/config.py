@@ -1,0 +1,141 @@
+"""The one configuration object, read once from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setting(default: Any, help: str) -> Any:
+    """Declare a setting with its default and the help line the docs list."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the hotline; `HOTLINE_<NAME>` in the environment overrides each."""
+
+    host: str = setting("127.0.0.1", "Address both listeners bind to (0.0.0.0 behind a proxy).")
+    http_port: int = setting(8080, "Port of the HTTP listener (pages and API).")
+    ws_port: int = setting(8081, "Port of the websocket listener (signalling, queue, captions).")
+    public_ws_url: str = setting(
+        "", "Websocket URL browsers use; empty means ws://<page host>:<ws_port>/ws."
+    )
+    public_base_url: str = setting(
+        "http://localhost:8080", "Base URL printed in one-tap links and QR cards."
+    )
+    data_dir: Path = setting(ROOT / "var", "Directory for the database, caches and secrets.")
+    db_path: Path | None = setting(None, "SQLite file; default <data_dir>/hotline.sqlite3.")
+    secret_key: str = setting("", "Signing key; default a random key kept in <data_dir>.")
+    ice_servers: list[dict[str, Any]] = setting(
+        [], 'JSON list of STUN/TURN servers for browsers, e.g. [{"urls":"stun:host:3478"}].'
+    )
+    turn_urls: list[str] = setting([], "JSON list of TURN URLs given time-limited credentials.")
+    turn_secret: str = setting("", "coturn use-auth-secret shared secret (static-auth-secret).")
+    turn_ttl_seconds: int = setting(600, "Lifetime of TURN credentials handed to browsers.")
+    ice_loopback: bool = setting(
+        False, "Let the gateway offer 127.0.0.1 candidates (tests, single-machine demos)."
+    )
+    overflow_seconds: float = setting(
+        30.0, "Wait after which a caller may go to an agent of any dialect."
+    )
+    ring_timeout_seconds: float = setting(
+        15.0, "Ring not accepted in this time moves on; the agent is set away."
+    )
+    rejoin_seconds: float = setting(
+        60.0, "A caller who reconnects within this time gets their place back."
+    )
+    default_handle_seconds: float = setting(
+        240.0, "Handle time assumed for the wait estimate before any call has ended."
+    )
+    default_lang: str = setting("zh_CN", "UI language when the elder has none (zh_CN or en).")
+    timezone: str = setting("Asia/Shanghai", "The hotline's time zone for bookings and reports.")
+    registry_path: Path = setting(
+        ROOT / "dialect_models" / "registry.toml", "The dialect registry file."
+    )
+    models_dir: Path | None = setting(None, "Installed speech models; default <data_dir>/models.")
+    scripts_dir: Path = setting(ROOT / "hotline" / "guidance" / "scripts", "Guidance scripts.")
+    transcript_retention_days: int = setting(90, "Transcripts older than this are purged.")
+    callback_offer_seconds: float = setting(
+        120.0, "Offer 'call me back' when the estimated wait is over this."
+    )
+    session_idle_minutes: int = setting(60, "Agent session ends after this much inactivity.")
+    session_max_hours: int = setting(12, "Agent session ends this long after login, regardless.")
+    ws_token_seconds: int = setting(120, "Lifetime of the signed token a console opens its socket with.")
+    log_json: bool = setting(False, "Write logs as JSON lines.")
+    log_level: str = setting("INFO", "Logging level.")
+    tls_cert: str = setting("", "PEM certificate for HTTPS/WSS served directly (else use a proxy).")
+    tls_key: str = setting("", "PEM private key matching tls_cert.")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        """Build the config from `HOTLINE_*` variables, then apply keyword overrides."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"HOTLINE_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.type, raw, f.name)
+        values.update(overrides)
+        cfg = cls(**values)
+        return cfg.resolved()
+
+    def resolved(self) -> Config:
+        """Fill derived paths and the secret key."""
+        data = Path(self.data_dir)
+        changes: dict[str, Any] = {"data_dir": data}
+        if self.db_path is None:
+            changes["db_path"] = data / "hotline.sqlite3"
+        if self.models_dir is None:
+            changes["models_dir"] = data / "models"
+        if not self.secret_key:
+            changes["secret_key"] = _persistent_secret(data)
+        return replace(self, **changes)
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, str]]:
+        """(environment variable, default, help) for every setting, for the docs."""
+        out = []
+        for f in fields(Config):
+            default = f.default
+            if isinstance(default, Path):
+                default = os.path.relpath(default, ROOT)
+            out.append((f"HOTLINE_{f.name.upper()}", repr(default), f.metadata["help"]))
+        return out
+
+
+def _parse(kind: Any, raw: str, name: str) -> Any:
+    kind = str(kind)
+    if "bool" in kind:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if "Path" in kind:
+        return Path(raw) if raw else None
+    if "list" in kind:
+        value = json.loads(raw) if raw.strip() else []
+        if not isinstance(value, list):
+            raise ValueError(f"HOTLINE_{name.upper()} must be a JSON list")
+        return value
+    return raw
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,98 @@
+"""Calls and their timeline events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hotline.db import Database, now
+
+
+def create(
+    db: Database, call_id: str, *, elder_id: int | None, dialect: str, kind: str, arrived_at: float
+) -> None:
+    db.execute(
+        "INSERT INTO calls (id, elder_id, dialect, kind, arrived_at) VALUES (?, ?, ?, ?, ?)",
+        (call_id, elder_id, dialect, kind, arrived_at),
+    )
+
+
+def rang(db: Database, call_id: str, agent_id: int, at: float) -> None:
+    db.execute(
+        "UPDATE calls SET rang_at = COALESCE(rang_at, ?) WHERE id = ?", (at, call_id)
+    )
+    event(db, call_id, "ring", {"agent_id": agent_id}, at=at)
+
+
+def answered(db: Database, call_id: str, agent_id: int, at: float) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE calls SET agent_id = ?, answered_at = ?, wait_seconds = ? - arrived_at"
+            " WHERE id = ?",
+            (agent_id, at, at, call_id),
+        )
+    event(db, call_id, "answer", {"agent_id": agent_id}, at=at)
+
+
+def ended(db: Database, call_id: str, *, outcome: str, ended_by: str, at: float) -> None:
+    """Close the call row once; a second end is ignored (idempotent)."""
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE calls SET ended_at = ?, outcome = ?, ended_by = ?,"
+            " wait_seconds = COALESCE(wait_seconds, ? - arrived_at),"
+            " talk_seconds = CASE WHEN answered_at IS NULL THEN NULL ELSE ? - answered_at END"
+            " WHERE id = ? AND ended_at IS NULL",
+            (at, outcome, ended_by, at, at, call_id),
+        )
+    event(db, call_id, "end", {"outcome": outcome, "by": ended_by}, at=at)
+
+
+def requeued(db: Database, call_id: str, reason: str, at: float) -> None:
+    """An answered call whose agent dropped goes back to waiting: forget the answer."""
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE calls SET agent_id = NULL, answered_at = NULL, wait_seconds = NULL WHERE id = ?",
+            (call_id,),
+        )
+    event(db, call_id, "requeue", {"reason": reason}, at=at)
+
+
+def event(
+    db: Database, call_id: str, kind: str, detail: dict[str, Any] | None = None, *, at: float | None = None
+) -> None:
+    db.execute(
+        "INSERT INTO call_events (call_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+        (call_id, at if at is not None else now(), kind, json.dumps(detail or {}, ensure_ascii=False)),
+    )
+
+
+def get(db: Database, call_id: str) -> dict[str, Any] | None:
+    row = db.query_one("SELECT * FROM calls WHERE id = ?", (call_id,))
+    return dict(row) if row else None
+
+
+def events(db: Database, call_id: str) -> list[dict[str, Any]]:
+    rows = db.query("SELECT * FROM call_events WHERE call_id = ? ORDER BY at, id", (call_id,))
+    return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+def recent_handle_seconds(db: Database, limit: int = 50) -> list[float]:
+    """Talk seconds of the most recent answered, ended calls (for the wait estimate)."""
+    rows = db.query(
+        "SELECT talk_seconds FROM calls WHERE talk_seconds IS NOT NULL"
+        " ORDER BY ended_at DESC LIMIT ?",
+        (limit,),
+    )
+    return [float(r[0]) for r in rows]
+
+
+def open_calls(db: Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.query("SELECT * FROM calls WHERE ended_at IS NULL")]
+
+
+def close_interrupted(db: Database, at: float) -> int:
+    """Mark every call left open by a crash as interrupted; returns how many."""
+    rows = open_calls(db)
+    for row in rows:
+        ended(db, row["id"], outcome="interrupted", ended_by="server", at=at)
+    return len(rows)

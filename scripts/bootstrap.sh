@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sourced by serve.sh and test.sh: installs what the hotline needs, idempotently.
+# - Debian packages (espeak-ng for spoken prompts, chromium for browser tests) when missing and root.
+# - A virtualenv in .venv with the project and its test extras, reinstalled when pyproject.toml changes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+want_debs=(espeak-ng libespeak-ng1 sox iproute2)
+[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium)
+missing=()
+for p in "${want_debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: please install as root: apt-get install ${missing[*]}" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.hotline-installed
+if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
+  echo "bootstrap: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[test]"
+  cp pyproject.toml "$stamp"
+fi
