@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def setting(default: Any, help: str) -> Any:
     """Declare a setting with its default and the help line the docs list."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, "default": default})
     return field(default=default, metadata={"help": help})
 
 
@@ -104,7 +106,7 @@ class Config:
         """(environment variable, default, help) for every setting, for the docs."""
         out = []
         for f in fields(Config):
-            default = f.default
+            default = f.metadata.get("default", f.default)
             if isinstance(default, Path):
                 default = os.path.relpath(default, ROOT)
             out.append((f"HOTLINE_{f.name.upper()}", repr(default), f.metadata["help"]))

@@ -9,11 +9,21 @@ from hotline.db import Database, now
 
 
 def create(
-    db: Database, call_id: str, *, elder_id: int | None, dialect: str, kind: str, arrived_at: float
+    db: Database,
+    call_id: str,
+    *,
+    elder_id: int | None,
+    dialect: str,
+    kind: str,
+    arrived_at: float,
+    rejoin_hash: str | None = None,
+    priority: int = 0,
 ) -> None:
+    """Record a caller's arrival (before they are told they are in line)."""
     db.execute(
-        "INSERT INTO calls (id, elder_id, dialect, kind, arrived_at) VALUES (?, ?, ?, ?, ?)",
-        (call_id, elder_id, dialect, kind, arrived_at),
+        "INSERT INTO calls (id, elder_id, dialect, kind, arrived_at, rejoin_hash, priority)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (call_id, elder_id, dialect, kind, arrived_at, rejoin_hash, priority),
     )
 
 

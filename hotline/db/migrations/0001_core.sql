@@ -47,6 +47,8 @@ CREATE TABLE calls (
     outcome TEXT,
     ended_by TEXT,
     fraud_flag INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    rejoin_hash TEXT,
     rating TEXT
 );
 CREATE INDEX calls_arrived ON calls(arrived_at);
@@ -78,3 +80,11 @@ CREATE TABLE login_failures (
     address TEXT NOT NULL
 );
 CREATE INDEX login_failures_at ON login_failures(at);
+
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen REAL NOT NULL
+);

@@ -1,0 +1,1 @@
+"""The live side: websocket server, switchboard, hub (all on the asyncio loop)."""

@@ -1,0 +1,277 @@
+"""The websocket listener: authenticates each connection, validates every message, and
+hands it to the switchboard (or to a domain that registered a route).
+
+Connections:
+  /ws?role=caller&link=TOKEN[&rejoin=SECRET]   a senior's page (the link is the credential)
+  /ws?role=caller                              the generic /call page (no elder record)
+  /ws?role=agent&token=SIGNED                  an agent console (token from /api/ws-token)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from hotline.config import Config
+from hotline.db import agents as agents_db
+from hotline.errors import BadMessage, HotlineError, Unauthorized
+from hotline.live import messages
+from hotline.live.hub import Conn
+from hotline.live.switchboard import Switchboard
+from hotline.tokens import Signer
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 1024 * 1024  # frames over 64 KiB get a typed error; over this, the socket closes
+
+
+@dataclass
+class Context:
+    """Who sent a message: their connection, role and (for agents) id."""
+
+    conn: Conn
+    role: str
+    agent_id: int | None = None
+
+
+Handler = Callable[[Context, dict[str, Any]], Awaitable[None] | None]
+
+
+class LiveServer:
+    """The websocket server and its message routes."""
+
+    def __init__(
+        self, cfg: Config, switchboard: Switchboard, signer: Signer, dialects: set[str]
+    ) -> None:
+        self.cfg = cfg
+        self.dialects = dialects
+        self.sb = switchboard
+        self.signer = signer
+        self.routes: dict[str, dict[str, tuple[messages.Spec, Handler]]] = {"caller": {}, "agent": {}}
+        self.conns: set[Conn] = set()
+        self._server: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.errors = 0
+        for kind, spec in messages.CALLER.items():
+            self.route("caller", kind, spec, getattr(self, f"_caller_{kind}"))
+        for kind, spec in messages.AGENT.items():
+            self.route("agent", kind, spec, getattr(self, f"_agent_{kind}"))
+
+    def route(self, role: str, kind: str, spec: messages.Spec, handler: Handler) -> None:
+        """Accept messages of `kind` from `role`, validated by `spec`, handled by `handler`."""
+        self.routes[role][kind] = (spec, handler)
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port (port 0 picks one)."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=MAX_FRAME,
+            max_queue=4,
+            write_limit=2**14,
+            ping_interval=20,
+            ping_timeout=20,
+            server_header=None,
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    # ----------------------------------------------------------------- handshake
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path in ("/healthz", "/ws/healthz"):
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if url.path not in ("/ws", "/"):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        if not self._origin_ok(request.headers):
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        query = parse_qs(url.query)
+        role = query.get("role", [""])[0]
+        if role not in ("caller", "agent"):
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, "role must be caller or agent\n")
+        if role == "agent":
+            try:
+                self._agent_from_token(query.get("token", [""])[0])
+            except HotlineError as exc:
+                return connection.respond(http.HTTPStatus(exc.status), f"{exc.detail}\n")
+        return None
+
+    def _origin_ok(self, headers: Headers) -> bool:
+        origin = headers.get("Origin")
+        if origin is None:
+            return True  # not a browser; authentication still applies
+        allowed = {urlsplit(self.cfg.public_base_url).hostname, "localhost", "127.0.0.1", "[::1]", "::1"}
+        host = (headers.get("Host") or "").rsplit(":", 1)[0]
+        origin_host = urlsplit(origin).hostname
+        return origin_host in allowed or origin_host == host.strip("[]")
+
+    def _agent_from_token(self, token: str) -> int:
+        payload = self.signer.loads("ws", token, max_age=self.cfg.ws_token_seconds)
+        if not isinstance(payload, dict) or not isinstance(payload.get("agent"), int):
+            raise Unauthorized("bad token")
+        return int(payload["agent"])
+
+    # ----------------------------------------------------------------- connection
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = Conn(ws)
+        conn.start()
+        self.conns.add(conn)
+        query = parse_qs(urlsplit(ws.request.path).query)
+        role = query.get("role", [""])[0]
+        conn.role = role
+        ctx = Context(conn, role)
+        try:
+            if role == "agent":
+                if not await self._open_agent(ctx, query):
+                    return
+            elif not await self._open_caller(ctx, query):
+                return
+            async for raw in ws:
+                await self._dispatch(ctx, raw)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            self.errors += 1
+            log.exception("connection %s (%s) failed", conn.id, role)
+        finally:
+            self.conns.discard(conn)
+            self.sb.hub.unsubscribe(conn)
+            try:
+                if role == "agent" and ctx.agent_id is not None:
+                    await self.sb.agent_disconnected(ctx.agent_id, conn)
+                elif role == "caller":
+                    await self.sb.caller_disconnected(conn)
+            except Exception:
+                log.exception("connection %s: cleanup failed", conn.id)
+            conn.close()
+
+    async def _open_agent(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        try:
+            agent_id = self._agent_from_token(query.get("token", [""])[0])
+        except HotlineError as exc:
+            await self._reject(ctx.conn, exc)
+            return False
+        agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
+        if agent is None or agent.disabled:
+            await self._reject(ctx.conn, Unauthorized("account disabled"))
+            return False
+        ctx.agent_id = agent.id
+        ctx.conn.subject = agent.id
+        await self.sb.agent_connected(agent, ctx.conn)
+        return True
+
+    async def _open_caller(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        link = query.get("link", [""])[0]
+        rejoin = query.get("rejoin", [""])[0]
+        elder, auto_start = None, False
+        if link:
+            try:
+                elder, auto_start = await self.sb.resolve_link(link)
+            except HotlineError as exc:
+                await self._reject(ctx.conn, exc)
+                return False
+        ctx.conn.subject = None
+        call = self.sb.caller_rejoin(rejoin, ctx.conn) if rejoin else None
+        if call is not None and elder is not None and call.elder is not None and call.elder.id != elder.id:
+            call = None  # a rejoin secret only works with its own link
+        ctx.conn.send(
+            {"type": "hello", "role": "caller", "rejoined": call is not None,
+             "call_id": call.call_id if call else None, "state": call.state if call else "idle",
+             "auto_start": auto_start}
+        )
+        ctx.conn.elder = elder
+        return True
+
+    async def _reject(self, conn: Conn, exc: HotlineError) -> None:
+        conn.send(exc.to_message())
+        await conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
+
+    async def _dispatch(self, ctx: Context, raw: str | bytes) -> None:
+        try:
+            routes = self.routes[ctx.role]
+            msg = messages.parse(raw, {k: spec for k, (spec, _) in routes.items()})
+            result = routes[msg["type"]][1](ctx, msg)
+            if asyncio.iscoroutine(result):
+                await result
+        except HotlineError as exc:
+            reply = exc.to_message()
+            if isinstance(raw, str) and len(raw) < 65536:
+                with contextlib.suppress(Exception):
+                    import json
+
+                    sent = json.loads(raw)
+                    if isinstance(sent, dict) and isinstance(sent.get("type"), str):
+                        reply["for"] = sent["type"][:40]
+            ctx.conn.send(reply)
+        except Exception:
+            self.errors += 1
+            log.exception("connection %s: handler failed", ctx.conn.id)
+            ctx.conn.send({"type": "error", "code": "internal", "detail": "something went wrong; nothing was changed"})
+
+    # ----------------------------------------------------------------- caller routes
+    async def _caller_call(self, ctx: Context, msg: dict[str, Any]) -> None:
+        elder = ctx.conn.elder
+        dialect = elder.dialect if elder else (msg.get("dialect") or "cmn")
+        if not elder and dialect not in self.dialects:
+            raise BadMessage("unknown dialect", code="bad_field")
+        await self.sb.caller_call(ctx.conn, elder, dialect)
+
+    async def _caller_hangup(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.caller_hangup(ctx.conn)
+
+    def _caller_signal(self, ctx: Context, msg: dict[str, Any]) -> None:
+        self.sb.relay_signal(ctx.conn, msg["data"])
+
+    async def _caller_tap_offer(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.tap_offer(ctx.conn, msg["sdp"])
+
+    def _caller_callback_request(self, ctx: Context, msg: dict[str, Any]) -> None:
+        raise BadMessage("callbacks are not available yet", code="unavailable")
+
+    def _caller_ping(self, ctx: Context, msg: dict[str, Any]) -> None:
+        ctx.conn.send({"type": "pong"})
+
+    # ----------------------------------------------------------------- agent routes
+    def _agent_status(self, ctx: Context, msg: dict[str, Any]) -> None:
+        self.sb.set_status(ctx.agent_id or 0, msg["status"])
+
+    async def _agent_accept(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.accept(ctx.agent_id or 0, msg["call_id"])
+
+    def _agent_decline(self, ctx: Context, msg: dict[str, Any]) -> None:
+        self.sb.decline(ctx.agent_id or 0, msg["call_id"])
+
+    async def _agent_hangup(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.agent_hangup(ctx.agent_id or 0, msg["call_id"])
+
+    def _agent_ready(self, ctx: Context, msg: dict[str, Any]) -> None:
+        self.sb.ready(ctx.agent_id or 0)
+
+    def _agent_signal(self, ctx: Context, msg: dict[str, Any]) -> None:
+        self.sb.relay_signal(ctx.conn, msg["data"], agent_id=ctx.agent_id, call_id=msg.get("call_id"))
+
+    async def _agent_tap_offer(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.tap_offer(ctx.conn, msg["sdp"], agent_id=ctx.agent_id, call_id=msg.get("call_id"))
+
+    def _agent_ping(self, ctx: Context, msg: dict[str, Any]) -> None:
+        ctx.conn.send({"type": "pong"})

@@ -1,0 +1,632 @@
+"""The switchboard: callers, agents and calls in flight, on the asyncio loop.
+
+It owns the waiting line and every live call, rings agents (routing.py decides who),
+relays signalling between the two parties of a call, and writes the call's story to SQLite
+through one writer thread, in order. Pure decisions live in queue.py and routing.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline import queue as line_mod
+from hotline import routing
+from hotline.calls.gateway import Gateway
+from hotline.config import Config
+from hotline.db import Database
+from hotline.db import calls as calls_db
+from hotline.db import elders as elders_db
+from hotline.db.agents import Agent
+from hotline.db.elders import Elder
+from hotline.errors import BadMessage, Conflict, Forbidden, LinkExpired, NotFound
+from hotline.live.hub import Conn, Hub
+from hotline.live.messages import check_signal_data
+from hotline.prompts import Prompts
+from hotline.tokens import digest, new_secret
+
+log = logging.getLogger(__name__)
+
+WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
+
+
+@dataclass
+class LiveCall:
+    call_id: str
+    dialect: str
+    lang: str
+    arrived_at: float
+    rejoin_hash: str
+    elder: Elder | None = None
+    state: str = WAITING
+    caller: Conn | None = None
+    agent_id: int | None = None
+    caller_gone_at: float | None = None
+    priority: int = line_mod.NORMAL
+    ring_timer: asyncio.TimerHandle | None = None
+    gone_timer: asyncio.TimerHandle | None = None
+    last_queue_msg: tuple[int, int] | None = None
+    callback_requested: bool = False
+
+
+@dataclass
+class Presence:
+    agent: Agent
+    conn: Conn
+    status: str = routing.AWAY
+    idle_since: float = field(default_factory=time.time)
+    call_id: str | None = None
+
+
+class Switchboard:
+    """Every caller, agent and call in flight on this node."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        db: Database,
+        hub: Hub,
+        gateway: Gateway,
+        *,
+        clock: Callable[[], float] = time.time,
+        prompts: Prompts | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.prompts = prompts
+        self.db = db
+        self.hub = hub
+        self.gateway = gateway
+        self.clock = clock
+        self.line = line_mod.WaitingLine()
+        self.calls: dict[str, LiveCall] = {}
+        self.agents: dict[int, Presence] = {}
+        self._by_rejoin: dict[str, str] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._handle_seconds: list[float] = []
+        self._positions_scheduled = False
+        self._overflow_timer: asyncio.TimerHandle | None = None
+        self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
+        self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
+
+    # ----------------------------------------------------------------- storage
+    async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a DB function on the single writer thread, in submission order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, lambda: fn(self.db, *args, **kwargs))
+
+    def _store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queue a DB write without waiting; failures are logged with the call id."""
+        future = self._writer.submit(lambda: fn(self.db, *args, **kwargs))
+        future.add_done_callback(_log_failure)
+
+    async def start(self) -> None:
+        """Restore the line after a restart: waiting callers keep their places."""
+        self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
+        now = self.clock()
+        for row in await self._store(calls_db.open_calls):
+            if row["answered_at"] is not None or not row["rejoin_hash"]:
+                await self._store(
+                    calls_db.ended, row["id"], outcome="interrupted", ended_by="server", at=now
+                )
+                continue
+            elder = None
+            if row["elder_id"] is not None:
+                elder = await self._store(elders_db.get, row["elder_id"])
+            call = LiveCall(
+                call_id=row["id"],
+                dialect=row["dialect"],
+                lang=elder.lang if elder else self.cfg.default_lang,
+                arrived_at=row["arrived_at"],
+                rejoin_hash=row["rejoin_hash"],
+                elder=elder,
+                priority=row["priority"],
+            )
+            self.calls[call.call_id] = call
+            self._by_rejoin[call.rejoin_hash] = call.call_id
+            self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
+            self._caller_gone(call)
+        if self.calls:
+            log.info("restored %d waiting callers", len(self.calls))
+
+    async def close(self, reason: str = "server_shutdown") -> None:
+        """Graceful stop: tell everyone, end calls in progress, keep the line for restart."""
+        now = self.clock()
+        for call in list(self.calls.values()):
+            if call.caller is not None:
+                call.caller.send({"type": "server_restarting"})
+            if call.state in (CONNECTED, HELD, RINGING) and call.agent_id is not None:
+                self._send_agent(call.agent_id, {"type": "ended", "call_id": call.call_id, "reason": reason})
+            if call.state in (CONNECTED, HELD):
+                await self._store(calls_db.ended, call.call_id, outcome="interrupted", ended_by="server", at=now)
+            await self.gateway.close_call(call.call_id)
+        for presence in self.agents.values():
+            presence.conn.send({"type": "server_restarting"})
+        self._writer.shutdown(wait=True)
+
+    # ----------------------------------------------------------------- agents
+    async def agent_connected(self, agent: Agent, conn: Conn) -> None:
+        old = self.agents.get(agent.id)
+        if old is not None and old.conn is not conn:
+            old.conn.send({"type": "error", "code": "replaced", "detail": "signed in elsewhere"})
+            old.conn.close(code=4000, reason="replaced")
+            await self._agent_gone(agent.id, old.conn)
+        presence = Presence(agent=agent, conn=conn, idle_since=self.clock())
+        self.agents[agent.id] = presence
+        self.hub.subscribe("agents", conn)
+        conn.send(self._agent_hello(presence))
+        self._publish_line()
+
+    def _agent_hello(self, p: Presence) -> dict[str, Any]:
+        return {
+            "type": "hello",
+            "agent": {"id": p.agent.id, "name": p.agent.display_name, "dialects": list(p.agent.dialects)},
+            "status": p.status,
+            "ice_servers": self.ice_servers(),
+        }
+
+    async def agent_disconnected(self, agent_id: int, conn: Conn) -> None:
+        presence = self.agents.get(agent_id)
+        if presence is None or presence.conn is not conn:
+            return
+        await self._agent_gone(agent_id, conn)
+
+    async def _agent_gone(self, agent_id: int, conn: Conn) -> None:
+        presence = self.agents.pop(agent_id, None)
+        if presence is None:
+            return
+        self.hub.unsubscribe(conn)
+        call = self.calls.get(presence.call_id or "")
+        if call is not None and call.agent_id == agent_id:
+            if call.state == RINGING:
+                self._cancel_ring(call, declined=False)
+            elif call.state in (CONNECTED, HELD):
+                await self._requeue(call, "agent_dropped")
+        self._route()
+        self._publish_line()
+
+    def set_status(self, agent_id: int, status: str) -> None:
+        presence = self._presence(agent_id)
+        if status not in (routing.AVAILABLE, routing.AWAY):
+            raise BadMessage("status must be available or away", code="bad_field")
+        if presence.status in (routing.RINGING, routing.IN_CALL):
+            raise Conflict("finish the current call first", code="busy")
+        self._set_agent_status(presence, status)
+        self._route()
+
+    def ready(self, agent_id: int) -> None:
+        """Wrap-up done: the agent takes the next caller."""
+        presence = self._presence(agent_id)
+        if presence.status != routing.WRAP_UP:
+            raise Conflict("not in wrap-up", code="not_in_wrap_up")
+        presence.call_id = None
+        self._set_agent_status(presence, routing.AVAILABLE)
+        self._route()
+
+    def _set_agent_status(self, presence: Presence, status: str) -> None:
+        if status == routing.AVAILABLE and presence.status != routing.AVAILABLE:
+            presence.idle_since = self.clock()
+        presence.status = status
+        presence.conn.send({"type": "status", "status": status})
+        self._publish_line()
+
+    def _presence(self, agent_id: int) -> Presence:
+        presence = self.agents.get(agent_id)
+        if presence is None:
+            raise Forbidden("agent is not connected")
+        return presence
+
+    def _send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
+        presence = self.agents.get(agent_id)
+        if presence is not None:
+            presence.conn.send(message)
+
+    # ----------------------------------------------------------------- callers
+    async def resolve_link(self, token: str) -> tuple[Elder, bool]:
+        """The elder behind a one-tap link; NotFound / LinkExpired otherwise."""
+        link = await self._store(elders_db.get_link, token) if token else None
+        if link is None:
+            raise NotFound("unknown link", code="unknown_link")
+        state = link.state(self.clock())
+        if state != "ok":
+            raise LinkExpired(f"this link is {state}", code=f"link_{state}")
+        elder = await self._store(elders_db.get, link.elder_id)
+        if elder is None:
+            raise NotFound("unknown link", code="unknown_link")
+        return elder, link.auto_start
+
+    def caller_rejoin(self, rejoin: str, conn: Conn) -> LiveCall | None:
+        """Reattach a returning caller to their call (same place in line)."""
+        call_id = self._by_rejoin.get(digest(rejoin)) if rejoin else None
+        call = self.calls.get(call_id or "")
+        if call is None or call.state == ENDED:
+            return None
+        if call.caller is not None and call.caller is not conn:
+            call.caller.send({"type": "error", "code": "replaced", "detail": "opened elsewhere"})
+            call.caller.close(code=4000, reason="replaced")
+        call.caller = conn
+        call.caller_gone_at = None
+        if call.gone_timer is not None:
+            call.gone_timer.cancel()
+            call.gone_timer = None
+        conn.subject = call.call_id
+        if call.state == HELD and call.agent_id is not None:
+            call.state = CONNECTED
+            self._connect_parties(call, rejoined=True)
+        else:
+            call.last_queue_msg = None
+            self._send_queue_state(call)
+        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {})
+        return call
+
+    async def caller_call(self, conn: Conn, elder: Elder | None, dialect: str) -> LiveCall:
+        """The tap: a caller joins the line (or is rung through at once)."""
+        if conn.subject in self.calls and self.calls[conn.subject].state != ENDED:
+            raise Conflict("already calling", code="already_calling")
+        now = self.clock()
+        rejoin = new_secret()
+        call = LiveCall(
+            call_id=uuid.uuid4().hex[:16],
+            dialect=dialect,
+            lang=elder.lang if elder else self.cfg.default_lang,
+            arrived_at=now,
+            rejoin_hash=digest(rejoin),
+            elder=elder,
+            caller=conn,
+        )
+        await self._store(
+            calls_db.create, call.call_id, elder_id=elder.id if elder else None, dialect=dialect,
+            kind="inbound", arrived_at=now, rejoin_hash=call.rejoin_hash, priority=call.priority,
+        )
+        self.calls[call.call_id] = call
+        self._by_rejoin[call.rejoin_hash] = call.call_id
+        conn.subject = call.call_id
+        self.line.add(call.call_id, dialect, now, call.priority)
+        conn.send({"type": "queued", "call_id": call.call_id, "rejoin": rejoin})
+        self._notify("arrived", call)
+        self._route()
+        self._send_queue_state(call)
+        self._schedule_positions()
+        self._publish_line()
+        return call
+
+    async def caller_disconnected(self, conn: Conn) -> None:
+        call = self.calls.get(conn.subject or "")
+        if call is None or call.caller is not conn:
+            return
+        call.caller = None
+        if call.state == CONNECTED:
+            call.state = HELD
+            self._send_agent(call.agent_id or 0, {"type": "caller_away", "call_id": call.call_id, "rejoin_seconds": self.cfg.rejoin_seconds})
+            self._store_later(calls_db.event, call.call_id, "caller_dropped", {})
+            await self.gateway.close_leg(call.call_id, "caller")
+        elif call.state == RINGING:
+            self._cancel_ring(call, declined=False)
+        self._caller_gone(call)
+
+    def _caller_gone(self, call: LiveCall) -> None:
+        call.caller_gone_at = self.clock()
+        loop = asyncio.get_running_loop()
+        if call.gone_timer is not None:
+            call.gone_timer.cancel()
+        call.gone_timer = loop.call_later(
+            self.cfg.rejoin_seconds, lambda: loop.create_task(self._caller_expired(call.call_id))
+        )
+
+    async def _caller_expired(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.caller is not None or call.state == ENDED:
+            return
+        if call.callback_requested:
+            return  # stays in line; the callbacks domain takes it when its turn comes
+        outcome = "caller_dropped" if call.state == HELD else "abandoned"
+        await self.end_call(call, outcome=outcome, by="caller")
+
+    async def caller_hangup(self, conn: Conn) -> None:
+        call = self.calls.get(conn.subject or "")
+        if call is None or call.caller is not conn or call.state == ENDED:
+            raise NotFound("no call to hang up", code="no_call")
+        outcome = "completed" if call.state in (CONNECTED, HELD) else "abandoned"
+        await self.end_call(call, outcome=outcome, by="caller")
+
+    # ----------------------------------------------------------------- ringing
+    def _route(self) -> None:
+        now = self.clock()
+        waiters = [w for w in self.line.ordered() if self._routable(w.call_id)]
+        agents = [
+            routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
+            for p in self.agents.values()
+        ]
+        for call_id, agent_id in routing.assign(waiters, agents, now, self.cfg.overflow_seconds):
+            self._ring(self.calls[call_id], self.agents[agent_id])
+        self._arm_overflow(waiters, now)
+
+    def _routable(self, call_id: str) -> bool:
+        call = self.calls.get(call_id)
+        return call is not None and call.state == WAITING and call.caller is not None
+
+    def _arm_overflow(self, waiters: list[line_mod.Waiter], now: float) -> None:
+        if self._overflow_timer is not None:
+            self._overflow_timer.cancel()
+            self._overflow_timer = None
+        at = routing.next_overflow_at(waiters, self.cfg.overflow_seconds, now)
+        if at is not None:
+            self._overflow_timer = asyncio.get_running_loop().call_later(
+                max(0.0, at - now) + 0.01, self._route
+            )
+
+    def _ring(self, call: LiveCall, presence: Presence) -> None:
+        now = self.clock()
+        waiter = self.line.get(call.call_id)
+        assert waiter is not None
+        waiter.ringing_agent = presence.agent.id
+        call.state = RINGING
+        call.agent_id = presence.agent.id
+        presence.call_id = call.call_id
+        self._set_agent_status(presence, routing.RINGING)
+        presence.conn.send(
+            {
+                "type": "ring",
+                "call_id": call.call_id,
+                "elder": call.elder.name if call.elder else "",
+                "dialect": call.dialect,
+                "waited_seconds": round(now - call.arrived_at, 1),
+                "timeout_seconds": self.cfg.ring_timeout_seconds,
+                "kind": "callback" if call.callback_requested else "inbound",
+            }
+        )
+        self._store_later(calls_db.rang, call.call_id, presence.agent.id, now)
+        call.ring_timer = asyncio.get_running_loop().call_later(
+            self.cfg.ring_timeout_seconds, self._ring_timeout, call.call_id, presence.agent.id
+        )
+        self._notify("ring", call)
+
+    def _ring_timeout(self, call_id: str, agent_id: int) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.state != RINGING or call.agent_id != agent_id:
+            return
+        self._store_later(calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id})
+        self._cancel_ring(call, declined=True)
+        presence = self.agents.get(agent_id)
+        if presence is not None:
+            presence.call_id = None
+            self._set_agent_status(presence, routing.AWAY)
+        self._route()
+
+    def _cancel_ring(self, call: LiveCall, *, declined: bool) -> None:
+        """Stop ringing this call's agent; the caller keeps their place."""
+        if call.ring_timer is not None:
+            call.ring_timer.cancel()
+            call.ring_timer = None
+        agent_id = call.agent_id
+        waiter = self.line.get(call.call_id)
+        if waiter is not None:
+            waiter.ringing_agent = None
+            if declined and agent_id is not None:
+                waiter.declined_by.add(agent_id)
+        call.state = WAITING
+        call.agent_id = None
+        if agent_id is not None:
+            self._send_agent(agent_id, {"type": "ring_cancelled", "call_id": call.call_id})
+            presence = self.agents.get(agent_id)
+            if presence is not None and presence.status == routing.RINGING:
+                presence.call_id = None
+                self._set_agent_status(presence, routing.AVAILABLE)
+
+    def decline(self, agent_id: int, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.state != RINGING or call.agent_id != agent_id:
+            raise Conflict("this call is not ringing you", code="not_ringing")
+        self._store_later(calls_db.event, call_id, "declined", {"agent_id": agent_id})
+        self._cancel_ring(call, declined=True)
+        self._route()
+
+    async def accept(self, agent_id: int, call_id: str) -> None:
+        """The agent answers: both parties are connected."""
+        presence = self._presence(agent_id)
+        call = self.calls.get(call_id)
+        if call is None or call.state == ENDED:
+            raise NotFound("no such call", code="no_call")
+        if call.state != RINGING or call.agent_id != agent_id:
+            raise Conflict("this call was already answered or is not ringing you", code="already_answered")
+        if call.ring_timer is not None:
+            call.ring_timer.cancel()
+            call.ring_timer = None
+        now = self.clock()
+        self.line.remove(call_id)
+        call.state = CONNECTED
+        presence.call_id = call_id
+        self._set_agent_status(presence, routing.IN_CALL)
+        self._store_later(calls_db.answered, call_id, agent_id, now)
+        self._connect_parties(call)
+        self._notify("answered", call)
+        self._schedule_positions()
+
+    def _connect_parties(self, call: LiveCall, rejoined: bool = False) -> None:
+        presence = self.agents.get(call.agent_id or 0)
+        agent_name = presence.agent.display_name if presence else ""
+        ice = self.ice_servers()
+        if call.caller is not None:
+            call.caller.send(
+                {"type": "connected", "call_id": call.call_id, "agent_name": agent_name,
+                 "role": "offerer", "ice_servers": ice, "rejoined": rejoined}
+            )
+        self._send_agent(
+            call.agent_id or 0,
+            {"type": "connected", "call_id": call.call_id, "role": "answerer", "ice_servers": ice,
+             "elder": call.elder.name if call.elder else "", "dialect": call.dialect,
+             "rejoined": rejoined},
+        )
+
+    async def agent_hangup(self, agent_id: int, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.agent_id != agent_id or call.state not in (CONNECTED, HELD):
+            raise NotFound("no such call of yours", code="no_call")
+        outcome = "completed" if call.state == CONNECTED else "caller_dropped"
+        await self.end_call(call, outcome=outcome, by="agent")
+
+    async def _requeue(self, call: LiveCall, reason: str) -> None:
+        """The agent dropped mid-call: the caller goes to the head of the line."""
+        await self.gateway.close_call(call.call_id)
+        call.state = WAITING
+        call.agent_id = None
+        self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
+        self._store_later(calls_db.requeued, call.call_id, reason, self.clock())
+        if call.caller is not None:
+            call.caller.send({"type": "requeued", "call_id": call.call_id, "reason": reason})
+        call.last_queue_msg = None
+        self._notify("requeued", call)
+        self._route()
+        self._send_queue_state(call)
+        self._schedule_positions()
+
+    async def end_call(self, call: LiveCall, *, outcome: str, by: str) -> None:
+        """End a call once: tell both parties, free the agent, record it."""
+        if call.state == ENDED:
+            return
+        was_ringing = call.state == RINGING
+        if was_ringing:
+            self._cancel_ring(call, declined=False)
+        prior_agent = call.agent_id
+        call.state = ENDED
+        for timer in (call.ring_timer, call.gone_timer):
+            if timer is not None:
+                timer.cancel()
+        self.line.remove(call.call_id)
+        self._by_rejoin.pop(call.rejoin_hash, None)
+        now = self.clock()
+        if call.caller is not None:
+            call.caller.send({"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by})
+        if prior_agent is not None:
+            self._send_agent(prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by})
+            presence = self.agents.get(prior_agent)
+            if presence is not None and presence.call_id == call.call_id:
+                self._set_agent_status(presence, routing.WRAP_UP)
+        await self.gateway.close_call(call.call_id)
+        await self._store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
+        row = await self._store(calls_db.get, call.call_id)
+        if row and row.get("talk_seconds"):
+            self._handle_seconds = ([float(row["talk_seconds"])] + self._handle_seconds)[:50]
+        self.calls.pop(call.call_id, None)
+        self._notify("ended", call, {"outcome": outcome, "by": by})
+        self._route()
+        self._schedule_positions()
+        self._publish_line()
+
+    # ----------------------------------------------------------------- media
+    def relay_signal(self, conn: Conn, data: dict[str, Any], agent_id: int | None = None, call_id: str | None = None) -> None:
+        """Pass an SDP or ICE candidate to the other party of the sender's call only."""
+        clean = check_signal_data(data)
+        call = self._sender_call(conn, agent_id, call_id)
+        if call.state != CONNECTED:
+            raise Conflict("the call is not connected", code="not_connected")
+        message = {"type": "signal", "call_id": call.call_id, "data": clean}
+        if agent_id is None:
+            self._send_agent(call.agent_id or 0, message)
+        elif call.caller is not None:
+            call.caller.send(message)
+
+    def _sender_call(self, conn: Conn, agent_id: int | None, call_id: str | None) -> LiveCall:
+        if agent_id is None:
+            call = self.calls.get(conn.subject or "")
+            if call is None:
+                raise Forbidden("you are not in a call", code="not_in_call")
+            return call
+        call = self.calls.get(call_id or "")
+        if call is None or call.agent_id != agent_id:
+            raise Forbidden("you are not part of this call", code="not_your_call")
+        return call
+
+    async def tap_offer(self, conn: Conn, sdp: str, agent_id: int | None = None, call_id: str | None = None) -> None:
+        call = self._sender_call(conn, agent_id, call_id)
+        if call.state != CONNECTED:
+            raise Conflict("the call is not connected", code="not_connected")
+        speaker = "caller" if agent_id is None else "agent"
+        answer = await self.gateway.answer(call.call_id, speaker, sdp)
+        conn.send({"type": "tap_answer", "call_id": call.call_id, "sdp": answer})
+        self._notify("tap", call, {"speaker": speaker})
+
+    def levels(self) -> None:
+        """Send each agent in a call the gateway's counters for it (1/s)."""
+        for presence in self.agents.values():
+            call = self.calls.get(presence.call_id or "")
+            if call is not None and call.state in (CONNECTED, HELD):
+                presence.conn.send({"type": "tap_level", "call_id": call.call_id, **self.gateway.stats(call.call_id)})
+
+    # ----------------------------------------------------------------- queue updates
+    def _schedule_positions(self) -> None:
+        """Coalesce queue updates: at most one round per 0.5 s, each caller sent on change."""
+        if self._positions_scheduled:
+            return
+        self._positions_scheduled = True
+        asyncio.get_running_loop().call_later(0.5, self._publish_positions)
+
+    def _publish_positions(self) -> None:
+        self._positions_scheduled = False
+        for call_id in self.line.positions():
+            call = self.calls.get(call_id)
+            if call is not None and call.state == WAITING:
+                self._send_queue_state(call)
+
+    def _send_queue_state(self, call: LiveCall) -> None:
+        if call.caller is None or call.state not in (WAITING, RINGING):
+            return
+        position = self.line.positions().get(call.call_id, 0) if call.state == WAITING else 0
+        serving = sum(
+            1 for p in self.agents.values()
+            if call.dialect in p.agent.dialects and p.status != routing.AWAY
+        )
+        eta = line_mod.estimate_wait(position, self._handle_seconds, serving, self.cfg.default_handle_seconds)
+        key = (position, eta)
+        if key == call.last_queue_msg:
+            return
+        call.last_queue_msg = key
+        message: dict[str, Any] = {
+            "type": "queue", "call_id": call.call_id, "position": position,
+            "ahead": max(0, position - 1), "eta_seconds": eta, "state": call.state,
+            "offer_callback": eta >= self.cfg.callback_offer_seconds,
+        }
+        if self.prompts is not None and call.state == WAITING:
+            minutes = max(1, round(eta / 60))
+            if position <= 1:
+                message["say"] = self.prompts.url(call.lang, call.dialect, "caller.say_next")
+            else:
+                message["say"] = self.prompts.url(
+                    call.lang, call.dialect, "caller.say_queue", ahead=position - 1, minutes=minutes
+                )
+        call.caller.send(message)
+
+    def line_summary(self) -> dict[str, Any]:
+        """Callers waiting and agents by state, by dialect (for consoles and the wallboard)."""
+        now = self.clock()
+        waiting: dict[str, int] = {}
+        longest: dict[str, float] = {}
+        for w in self.line.ordered():
+            waiting[w.dialect] = waiting.get(w.dialect, 0) + 1
+            longest[w.dialect] = max(longest.get(w.dialect, 0.0), now - w.arrived_at)
+        states: dict[str, int] = {}
+        for p in self.agents.values():
+            states[p.status] = states.get(p.status, 0) + 1
+        return {"waiting": waiting, "longest_wait": {k: round(v) for k, v in longest.items()},
+                "agents": states, "total_waiting": len(self.line)}
+
+    def _publish_line(self) -> None:
+        self.hub.publish("agents", {"type": "line", **self.line_summary()})
+
+    def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, call, extra or {})
+            except Exception:
+                log.exception("call %s: listener failed on %s", call.call_id, event)
+
+
+def _log_failure(future: Any) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("database write failed: %r", exc)

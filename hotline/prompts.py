@@ -1,0 +1,42 @@
+"""Spoken prompts: catalogue text in the caller's language, spoken in their dialect's voice.
+
+A prompt is a signed URL (/tts/<token>.wav) carrying the text and the voice, so only the
+server decides what is spoken; the browser fetches it and Flask renders it once (cached).
+"""
+
+from __future__ import annotations
+
+from hotline.i18n import t
+from hotline.tokens import Signer
+
+MANDARIN = "sit/cmn-latn-pinyin"
+ENGLISH = "gmw/en-us"
+
+
+def voice_for(lang: str, dialect_voice: str | None) -> str:
+    """The espeak-ng voice that can read catalogue text of `lang` in the elder's dialect."""
+    if lang == "en":
+        return ENGLISH
+    if dialect_voice and dialect_voice.startswith("sit/"):
+        return dialect_voice  # Chinese voices read Chinese text in their own pronunciation
+    return MANDARIN
+
+
+class Prompts:
+    """Makes signed spoken-prompt URLs."""
+
+    def __init__(self, signer: Signer, voices: dict[str, str]) -> None:
+        self.signer = signer
+        self.voices = voices  # dialect id -> espeak-ng voice
+
+    def url_for_text(self, text: str, lang: str, dialect: str) -> str:
+        voice = voice_for(lang, self.voices.get(dialect))
+        return "/tts/" + self.signer.dumps("tts", {"t": text, "v": voice}) + ".wav"
+
+    def url(self, lang: str, dialect: str, key: str, **values: object) -> str:
+        return self.url_for_text(t(lang, key, **values), lang, dialect)
+
+    def decode(self, token: str) -> tuple[str, str]:
+        """(text, voice) of a prompt token; raises Unauthorized if forged."""
+        payload = self.signer.loads("tts", token)
+        return str(payload["t"]), str(payload["v"])

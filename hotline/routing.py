@@ -1,0 +1,67 @@
+"""Routing with no IVR: which waiting caller rings which agent.
+
+Pure code. The longest-idle available agent who speaks the caller's dialect is rung first;
+once a caller has waited the overflow time, any available agent will do. Callers are served
+in line order, so nobody is overtaken by a later caller of the same dialect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.queue import Waiter
+
+AVAILABLE = "available"
+RINGING = "ringing"
+IN_CALL = "in_call"
+WRAP_UP = "wrap_up"
+AWAY = "away"
+STATUSES = (AVAILABLE, RINGING, IN_CALL, WRAP_UP, AWAY)
+
+
+@dataclass(frozen=True)
+class AgentState:
+    agent_id: int
+    dialects: tuple[str, ...]
+    status: str
+    idle_since: float
+
+
+def pick_agent(
+    waiter: Waiter, agents: list[AgentState], now: float, overflow_seconds: float
+) -> AgentState | None:
+    """The agent to ring for this caller, or None."""
+    free = [a for a in agents if a.status == AVAILABLE and a.agent_id not in waiter.declined_by]
+    speakers = [a for a in free if waiter.dialect in a.dialects]
+    if not speakers and now - waiter.arrived_at >= overflow_seconds:
+        speakers = free
+    if not speakers:
+        return None
+    return min(speakers, key=lambda a: (a.idle_since, a.agent_id))
+
+
+def assign(
+    waiters: list[Waiter], agents: list[AgentState], now: float, overflow_seconds: float
+) -> list[tuple[str, int]]:
+    """Pairs (call_id, agent_id) to ring now, for waiters given in line order."""
+    taken: set[int] = set()
+    pairs = []
+    for waiter in waiters:
+        if waiter.ringing_agent is not None:
+            continue
+        pool = [a for a in agents if a.agent_id not in taken]
+        agent = pick_agent(waiter, pool, now, overflow_seconds)
+        if agent is not None:
+            taken.add(agent.agent_id)
+            pairs.append((waiter.call_id, agent.agent_id))
+    return pairs
+
+
+def next_overflow_at(waiters: list[Waiter], overflow_seconds: float, now: float) -> float | None:
+    """When the next not-yet-overflowed waiter reaches the overflow time (to re-route then)."""
+    times = [
+        w.arrived_at + overflow_seconds
+        for w in waiters
+        if w.ringing_agent is None and w.arrived_at + overflow_seconds > now
+    ]
+    return min(times) if times else None

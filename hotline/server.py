@@ -1,0 +1,119 @@
+"""`hotline serve`: one process, two listeners (see DESIGN.md).
+
+Main thread: the asyncio loop with the websocket server, the switchboard and the gateway.
+Thread "http": waitress serving the Flask app. SIGTERM/SIGINT stop both gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from hotline import services as services_mod
+from hotline.calls.gateway import Gateway, use_loopback_candidates
+from hotline.config import Config
+from hotline.live.server import LiveServer
+from hotline.live.switchboard import Switchboard
+from hotline.privacy import MaskingFilter
+from hotline.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """A started hotline: its ports and parts (tests use this directly)."""
+
+    services: services_mod.Services
+    switchboard: Switchboard
+    live: LiveServer
+    gateway: Gateway
+    http_port: int
+    ws_port: int
+    _http: Any
+    _http_thread: threading.Thread
+    _ticker: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop serving: tell everyone, end calls, close listeners (idempotent)."""
+        self._ticker.cancel()
+        await self.live.close()
+        await self.switchboard.close()
+        await self.gateway.close()
+        self._http.close()
+        self._http_thread.join(timeout=5)
+        self.services.speech.close()
+
+
+def install_log_masking() -> None:
+    """Mask phone/ID/card numbers in every log line, whatever logger wrote it."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
+async def start(cfg: Config) -> Running:
+    """Start everything on the running loop; ports 0 pick free ports."""
+    from waitress import create_server
+
+    install_log_masking()
+    if cfg.ice_loopback:
+        use_loopback_candidates()
+    services = services_mod.build(cfg)
+    services.hub.bind(asyncio.get_running_loop())
+    gateway = Gateway()
+    switchboard = Switchboard(cfg, services.db, services.hub, gateway, prompts=services.prompts)
+    switchboard.ice_servers = lambda: _ice_for_browsers(cfg)
+    await switchboard.start()
+    live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
+    ws_port = await live.start(cfg.host, cfg.ws_port)
+    app = create_app(services)
+    http = create_server(app, host=cfg.host, port=cfg.http_port, threads=8, ident=None)
+    http_port = http.effective_port
+    thread = threading.Thread(target=http.run, name="http", daemon=True)
+    thread.start()
+    ticker = asyncio.get_running_loop().create_task(_tick(switchboard))
+    log.info("hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port)
+    return Running(services, switchboard, live, gateway, http_port, ws_port, http, thread, ticker)
+
+
+def _ice_for_browsers(cfg: Config) -> list[dict[str, Any]]:
+    servers = list(cfg.ice_servers)
+    if cfg.turn_urls and cfg.turn_secret:
+        from hotline.turn import credentials
+
+        servers.append(credentials(cfg.turn_secret, cfg.turn_urls, cfg.turn_ttl_seconds))
+    return servers
+
+
+async def _tick(switchboard: Switchboard) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            switchboard.levels()
+        except Exception:
+            log.exception("tick failed")
+
+
+def run(cfg: Config) -> int:
+    """Serve until SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        running = await start(cfg)
+        print(f"Elder Hotline is running: http://localhost:{running.http_port}/ (websocket :{running.ws_port})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await running.stop()
+
+    asyncio.run(main())
+    return 0

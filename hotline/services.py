@@ -1,0 +1,47 @@
+"""The long-lived objects one hotline process shares, built once from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.asr.registry import Registry, load_registry
+from hotline.config import Config
+from hotline.db import Database
+from hotline.live.hub import Hub
+from hotline.prompts import Prompts
+from hotline.tokens import Signer
+from hotline.tts import Speech
+
+
+@dataclass
+class Services:
+    cfg: Config
+    db: Database
+    hub: Hub
+    signer: Signer
+    registry: Registry
+    speech: Speech
+    prompts: Prompts
+
+    def dialect_names(self, lang: str) -> dict[str, str]:
+        return {d.id: d.name(lang) for d in self.registry.dialects.values()}
+
+
+def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Services:
+    """Open the database (migrated), load the registry, and make the shared helpers."""
+    db = Database(cfg.db_path or Path(cfg.data_dir) / "hotline.sqlite3")
+    if migrate:
+        db.migrate()
+    registry = load_registry(cfg.registry_path)
+    signer = Signer(cfg.secret_key)
+    voices = {d.id: d.voice for d in registry.dialects.values()}
+    return Services(
+        cfg=cfg,
+        db=db,
+        hub=hub or Hub(),
+        signer=signer,
+        registry=registry,
+        speech=Speech(Path(cfg.data_dir) / "tts"),
+        prompts=Prompts(signer, voices),
+    )

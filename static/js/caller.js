@@ -1,0 +1,177 @@
+// The senior's call page: one big button, then waiting, talking, and the end.
+import { Live, wsBase, fmt } from "./live.js";
+import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
+
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const S = boot.strings;
+const $ = (id) => document.getElementById(id);
+const rejoinKey = `hotline.rejoin.${boot.link || "generic"}`;
+
+const state = { screen: "idle", callId: null, stream: null, peer: null, tap: null, iceServers: [], lastSay: null, muted: false, cameraOff: false };
+window.hotline = state; // for tests and debugging
+
+function show(screen) {
+  state.screen = screen;
+  $("app").dataset.state = screen;
+  for (const id of ["idle", "waiting", "incall", "ended"]) $(id).hidden = id !== screen;
+}
+
+function say(url) {
+  if (!url) return;
+  const a = $("prompt");
+  state.lastSay = url;
+  a.src = url;
+  a.play().catch(() => {});
+}
+
+function saveRejoin(secret) {
+  if (secret) localStorage.setItem(rejoinKey, JSON.stringify({ secret, at: Date.now() }));
+  else localStorage.removeItem(rejoinKey);
+}
+function loadRejoin() {
+  try {
+    const v = JSON.parse(localStorage.getItem(rejoinKey) || "null");
+    if (v && Date.now() - v.at < 10 * 60 * 1000) return v.secret;
+  } catch (e) {}
+  return "";
+}
+
+const live = new Live(() => {
+  const q = new URLSearchParams({ role: "caller" });
+  if (boot.link) q.set("link", boot.link);
+  const r = loadRejoin();
+  if (r) q.set("rejoin", r);
+  return `${wsBase(boot)}?${q}`;
+}, {
+  onMessage: handle,
+  onOpen: () => { $("wait-note").textContent = ""; $("call-note").textContent = ""; $("idle-note").textContent = ""; },
+  onDown: (ev, retrying) => {
+    const note = retrying ? S["caller.reconnecting"] : "";
+    for (const id of ["wait-note", "call-note", "idle-note"]) $(id).textContent = note;
+    closeMedia(false);
+  },
+});
+
+async function ensureMedia() {
+  if (state.stream && state.stream.getTracks().some((t) => t.readyState === "live")) return state.stream;
+  state.stream = await getMedia();
+  $("local").srcObject = state.stream;
+  return state.stream;
+}
+
+async function startCall() {
+  $("call").disabled = true;
+  $("idle-note").textContent = S["caller.getting_mic"];
+  say(boot.prompts.allow);
+  try {
+    await ensureMedia();
+  } catch (e) {
+    $("idle-note").textContent = S["caller.mic_denied"];
+    $("call").disabled = false;
+    return;
+  }
+  $("idle-note").textContent = "";
+  if (!live.send({ type: "call" })) { $("idle-note").textContent = S["caller.reconnecting"]; $("call").disabled = false; }
+}
+
+function showQueue(msg) {
+  show("waiting");
+  if (msg.state === "ringing") {
+    $("position").textContent = S["caller.ringing"];
+    $("eta").textContent = "";
+    return;
+  }
+  $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
+  const minutes = Math.max(1, Math.round(msg.eta_seconds / 60));
+  $("eta").textContent = msg.eta_seconds < 45 ? S["caller.eta_soon"] : fmt(S["caller.eta"], { minutes });
+  if (msg.say && msg.say !== state.lastSay) say(msg.say);
+  document.dispatchEvent(new CustomEvent("hotline:queue", { detail: msg }));
+}
+
+async function connectMedia(msg) {
+  show("incall");
+  $("agent-line").textContent = fmt(S["caller.connected"], { agent: msg.agent_name || "" });
+  state.iceServers = msg.ice_servers || [];
+  const stream = await ensureMedia();
+  closeMedia(false);
+  state.peer = new PeerCall({
+    role: "offerer", iceServers: state.iceServers, stream,
+    remoteVideo: $("remote"), remoteAudio: $("remote-audio"),
+    send: (data) => live.send({ type: "signal", data }),
+  });
+  await state.peer.start();
+  state.tap = new Tap({ stream, iceServers: state.iceServers, sendOffer: (sdp) => live.send({ type: "tap_offer", sdp }) });
+  await state.tap.start();
+  if (!msg.rejoined) say(boot.prompts.connected);
+}
+
+function closeMedia(stopLocal) {
+  if (state.peer) { state.peer.close(); state.peer = null; }
+  if (state.tap) { state.tap.close(); state.tap = null; }
+  if (stopLocal && state.stream) { state.stream.getTracks().forEach((t) => t.stop()); state.stream = null; }
+}
+
+async function handle(msg) {
+  switch (msg.type) {
+    case "hello":
+      if (msg.rejoined) { state.callId = msg.call_id; if (msg.state !== "connected" && msg.state !== "held") show("waiting"); }
+      else { saveRejoin(""); if (state.screen !== "ended") show("idle"); if (boot.auto_start && state.screen === "idle" && !state.autoStarted) { state.autoStarted = true; startCall(); } }
+      break;
+    case "queued":
+      state.callId = msg.call_id;
+      saveRejoin(msg.rejoin);
+      show("waiting");
+      break;
+    case "queue": showQueue(msg); break;
+    case "connected": await connectMedia(msg); break;
+    case "signal": if (state.peer) await state.peer.signal(msg.data); break;
+    case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
+    case "requeued":
+      closeMedia(false);
+      show("waiting");
+      $("wait-note").textContent = S["caller.requeued"];
+      say(boot.prompts.requeued);
+      break;
+    case "ended":
+      closeMedia(true);
+      saveRejoin("");
+      state.callId = null;
+      show("ended");
+      say(boot.prompts.ended);
+      document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
+      break;
+    case "server_restarting":
+      for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
+      break;
+    case "error":
+      if (msg.code === "replaced") { live.stop(); }
+      if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
+      if (msg.for === "call") { $("call").disabled = false; $("idle-note").textContent = S["caller.error"]; }
+      break;
+    default:
+      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
+  }
+}
+state.send = (m) => live.send(m);
+
+$("call").addEventListener("click", startCall);
+$("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
+$("cancel").addEventListener("click", () => live.send({ type: "hangup", reason: "cancel" }));
+$("hangup").addEventListener("click", () => live.send({ type: "hangup" }));
+$("replay-wait").addEventListener("click", () => { const u = state.lastSay; state.lastSay = null; say(u); });
+$("mute").addEventListener("click", () => {
+  state.muted = !state.muted;
+  setTrackEnabled(state.stream, "audio", !state.muted);
+  $("mute").setAttribute("aria-pressed", String(state.muted));
+  $("mute").textContent = state.muted ? S["caller.unmute"] : S["caller.mute"];
+});
+$("camera").addEventListener("click", () => {
+  state.cameraOff = !state.cameraOff;
+  setTrackEnabled(state.stream, "video", !state.cameraOff);
+  $("camera").setAttribute("aria-pressed", String(state.cameraOff));
+  $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
+});
+
+show("idle");
+say(boot.prompts.intro);
+live.connect();

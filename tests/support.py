@@ -1,0 +1,112 @@
+"""Test helpers: a real hotline server in a background thread, and websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from hotline.config import Config
+from hotline.server import Running, start
+
+# One factor scales every wait, for slow CI machines.
+SLOW = 1.0
+
+
+def test_config(tmp: Path, **overrides: Any) -> Config:
+    values: dict[str, Any] = dict(
+        data_dir=tmp,
+        http_port=0,
+        ws_port=0,
+        ice_loopback=True,
+        secret_key="test-secret-key",
+        ring_timeout_seconds=15.0,
+    )
+    values.update(overrides)
+    return Config.from_env(env={}, **values)
+
+
+class ServerThread:
+    """The whole hotline (HTTP + websocket + gateway) on its own loop in a thread."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
+        self._thread.start()
+        self.running: Running = self.call(start(cfg))
+        self.http = f"http://127.0.0.1:{self.running.http_port}"
+        self.ws = f"ws://127.0.0.1:{self.running.ws_port}/ws"
+
+    @property
+    def services(self) -> Any:
+        return self.running.services
+
+    @property
+    def db(self) -> Any:
+        return self.running.services.db
+
+    @property
+    def switchboard(self) -> Any:
+        return self.running.switchboard
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout * SLOW)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        """Run a plain function on the server loop and return its result."""
+
+        async def wrapper() -> Any:
+            return fn(*args)
+
+        return self.call(wrapper())
+
+    def stop(self) -> None:
+        try:
+            self.call(self.running.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+class Client:
+    """A websocket client that keeps every message it receives."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, **kw: Any) -> Client:
+        return cls(await connect(url, **kw))
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                self.seen.append(msg)
+                await self.inbox.put(msg)
+        except Exception:
+            pass
+
+    async def send(self, msg: Any) -> None:
+        await self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+
+    async def expect(self, kind: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        """Wait for the next message of `kind` (others are skipped but kept in `seen`)."""
+        async def wait() -> dict[str, Any]:
+            while True:
+                msg = await self.inbox.get()
+                if msg.get("type") == kind and all(msg.get(k) == v for k, v in fields.items()):
+                    return msg
+        return await asyncio.wait_for(wait(), timeout * SLOW)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._task.cancel()
