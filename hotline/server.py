@@ -72,6 +72,7 @@ async def start(cfg: Config) -> Running:
     await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
     ws_port = await live.start(cfg.host, cfg.ws_port)
+    services.ws_port = ws_port
     app = create_app(services)
     http = create_server(app, host=cfg.host, port=cfg.http_port, threads=8, ident=None)
     http_port = http.effective_port

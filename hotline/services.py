@@ -23,6 +23,7 @@ class Services:
     registry: Registry
     speech: Speech
     prompts: Prompts
+    ws_port: int = 0  # the websocket port actually bound (config may say 0)
 
     def dialect_names(self, lang: str) -> dict[str, str]:
         return {d.id: d.name(lang) for d in self.registry.dialects.values()}

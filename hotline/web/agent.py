@@ -29,7 +29,7 @@ def console() -> Any:
         "lang": g.lang,
         "csrf": g.session["csrf"],
         "ws_url": s.cfg.public_ws_url,
-        "ws_port": s.cfg.ws_port,
+        "ws_port": s.ws_port or s.cfg.ws_port,
         "agent": {"id": g.agent.id, "name": g.agent.display_name, "dialects": list(g.agent.dialects), "role": g.agent.role},
         "dialects": s.dialect_names(g.lang),
         "strings": subset(g.lang, ("agent.", "status.", "dialect.")),

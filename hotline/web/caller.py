@@ -25,7 +25,7 @@ def _caller_page(*, link: str, lang: str, dialect: str, name: str, auto_start: b
         "auto_start": auto_start,
         "hard_of_hearing": hard_of_hearing,
         "ws_url": s.cfg.public_ws_url,
-        "ws_port": s.cfg.ws_port,
+        "ws_port": s.ws_port or s.cfg.ws_port,
         "strings": subset(lang, ("caller.",)),
         "prompts": {
             "intro": p.url(lang, dialect, "caller.say_intro"),

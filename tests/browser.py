@@ -1,0 +1,92 @@
+"""Debian chromium driven by Playwright, with fake camera and a WAV file as the microphone."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+BASE_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# Measures the energy a page receives from its remote peer, through WebAudio.
+REMOTE_ENERGY_JS = """
+async () => {
+  const s = window.hotline && window.hotline.peer && window.hotline.peer.remote;
+  if (!s || s.getAudioTracks().length === 0) return -1;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const src = ctx.createMediaStreamSource(s);
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  src.connect(an);
+  const buf = new Float32Array(an.fftSize);
+  let peak = 0;
+  for (let i = 0; i < 20; i++) {
+    await new Promise(r => setTimeout(r, 50));
+    an.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    peak = Math.max(peak, Math.sqrt(sum / buf.length));
+  }
+  ctx.close();
+  return peak;
+}
+"""
+
+
+def make_wav(path: Path, text: str, voice: str = "en", seconds_of_silence: float = 0.0) -> Path:
+    """Speech from espeak-ng as 16 kHz mono s16 (what chromium's fake capture accepts)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+    cmd = ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)]
+    if seconds_of_silence:
+        cmd += ["pad", "0", str(seconds_of_silence)]
+    subprocess.run(cmd, check=True)
+    raw.unlink()
+    return path
+
+
+@contextmanager
+def browser(playwright: Any, *, audio_file: Path | None = None, viewport: tuple[int, int] = (1280, 800), extra_args: list[str] | None = None) -> Iterator[Any]:
+    """A fresh chromium profile (persistent context), closed afterwards."""
+    args = list(BASE_ARGS) + list(extra_args or [])
+    if audio_file is not None:
+        args.append(f"--use-file-for-fake-audio-capture={audio_file}")
+    with tempfile.TemporaryDirectory(prefix="hotline-chromium-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=args,
+            viewport={"width": viewport[0], "height": viewport[1]},
+            permissions=["camera", "microphone"],
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
