@@ -53,10 +53,17 @@ def _agents_add(args: argparse.Namespace, cfg: Config) -> int:
             password, generated = secrets.token_urlsafe(9), True
     dialects = [d.strip() for d in args.dialects.split(",") if d.strip()]
     agent = agents_db.add(
-        db, args.name, password, dialects, display_name=args.display_name or args.name,
-        role=args.role, lang=args.lang,
+        db,
+        args.name,
+        password,
+        dialects,
+        display_name=args.display_name or args.name,
+        role=args.role,
+        lang=args.lang,
     )
-    print(f"agent {agent.username} (id {agent.id}, {agent.role}) dialects {','.join(agent.dialects)}")
+    print(
+        f"agent {agent.username} (id {agent.id}, {agent.role}) dialects {','.join(agent.dialects)}"
+    )
     if generated:
         print(f"password (shown once): {password}")
     return 0
@@ -75,7 +82,11 @@ def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
 
     db = open_db(cfg)
     elder = elders_db.add(
-        db, args.name, phone=args.phone or "", dialect=args.dialect, lang=args.lang,
+        db,
+        args.name,
+        phone=args.phone or "",
+        dialect=args.dialect,
+        lang=args.lang,
         hard_of_hearing=args.hard_of_hearing,
     )
     expires = None
@@ -85,7 +96,9 @@ def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
         expires = now() + args.expires_days * 86400
     link = elders_db.new_link(db, elder.id, auto_start=args.auto_start, expires_at=expires)
     url = one_tap_url(cfg, link.token)
-    print(f"elder {elder.name} (id {elder.id}) dialect {elder.dialect} phone {mask_phone(elder.phone)}")
+    print(
+        f"elder {elder.name} (id {elder.id}) dialect {elder.dialect} phone {mask_phone(elder.phone)}"
+    )
     print(f"card code: {elder.card_code}")
     print(f"one-tap link: {url}")
     if args.card:
@@ -113,7 +126,9 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     print(f"Agent console:  {cfg.public_base_url.rstrip('/')}/agent")
     print(f"  login: demo   password: {password}")
     print(f"Caller (张阿姨) one-tap link:  {one_tap_url(cfg, link.token)}")
-    print(f"Family booking page: {cfg.public_base_url.rstrip('/')}/family   (card code {elder.card_code})")
+    print(
+        f"Family booking page: {cfg.public_base_url.rstrip('/')}/family   (card code {elder.card_code})"
+    )
     print("Open the agent console and the caller link in two browser windows.")
     print("=" * 64)
     return 0
@@ -128,7 +143,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], Handl
     p = sub.add_parser("demo", help="create and print a demo agent and elder")
     p.set_defaults(handler=_demo)
 
-    agents = sub.add_parser("agents", help="manage agents").add_subparsers(dest="sub", required=True)
+    agents = sub.add_parser("agents", help="manage agents").add_subparsers(
+        dest="sub", required=True
+    )
     p = agents.add_parser("add", help="create an agent")
     p.add_argument("name")
     p.add_argument("--dialects", default="cmn", help="comma-separated dialect ids")
@@ -141,7 +158,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], Handl
     p = agents.add_parser("list", help="list agents")
     p.set_defaults(handler=_agents_list)
 
-    elders = sub.add_parser("elders", help="manage elders").add_subparsers(dest="sub", required=True)
+    elders = sub.add_parser("elders", help="manage elders").add_subparsers(
+        dest="sub", required=True
+    )
     p = elders.add_parser("add", help="create an elder and print their one-tap link")
     p.add_argument("name")
     p.add_argument("--dialect", default="cmn")
@@ -167,7 +186,7 @@ def _domain_modules() -> list:
         try:
             found.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            if exc.name is None or not name.startswith(exc.name):
                 raise
     return found
 
@@ -177,5 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, _ = build_parser()
     args = parser.parse_args(argv)
     cfg = Config.from_env()
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return int(args.handler(args, cfg) or 0)

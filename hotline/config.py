@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def setting(default: Any, help: str) -> Any:
     """Declare a setting with its default and the help line the docs list."""
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, "default": default})
+        return field(
+            default_factory=lambda: list(default), metadata={"help": help, "default": default}
+        )
     return field(default=default, metadata={"help": help})
 
 
@@ -69,7 +71,9 @@ class Config:
     )
     session_idle_minutes: int = setting(60, "Agent session ends after this much inactivity.")
     session_max_hours: int = setting(12, "Agent session ends this long after login, regardless.")
-    ws_token_seconds: int = setting(120, "Lifetime of the signed token a console opens its socket with.")
+    ws_token_seconds: int = setting(
+        120, "Lifetime of the signed token a console opens its socket with."
+    )
     log_json: bool = setting(False, "Write logs as JSON lines.")
     log_level: str = setting("INFO", "Logging level.")
     tls_cert: str = setting("", "PEM certificate for HTTPS/WSS served directly (else use a proxy).")

@@ -50,7 +50,9 @@ class WaitingLine:
         self._waiters[call_id] = waiter
         return waiter
 
-    def add_at_head(self, call_id: str, dialect: str, arrived_at: float, priority: int = NORMAL) -> Waiter:
+    def add_at_head(
+        self, call_id: str, dialect: str, arrived_at: float, priority: int = NORMAL
+    ) -> Waiter:
         """Put a caller in front of everyone of their priority class."""
         self._head -= 1.0
         waiter = Waiter(call_id, dialect, arrived_at, priority, key=self._head)

@@ -79,7 +79,9 @@ async def start(cfg: Config) -> Running:
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()
     ticker = asyncio.get_running_loop().create_task(_tick(switchboard))
-    log.info("hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port)
+    log.info(
+        "hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port
+    )
     return Running(services, switchboard, live, gateway, http_port, ws_port, http, thread, ticker)
 
 
@@ -106,7 +108,10 @@ def run(cfg: Config) -> int:
 
     async def main() -> None:
         running = await start(cfg)
-        print(f"Elder Hotline is running: http://localhost:{running.http_port}/ (websocket :{running.ws_port})", flush=True)
+        print(
+            f"Elder Hotline is running: http://localhost:{running.http_port}/ (websocket :{running.ws_port})",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

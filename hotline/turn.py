@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 
-def credentials(secret: str, urls: list[str], ttl: int, *, user: str = "hotline", now: float | None = None) -> dict[str, Any]:
+def credentials(
+    secret: str, urls: list[str], ttl: int, *, user: str = "hotline", now: float | None = None
+) -> dict[str, Any]:
     """An RTCIceServer dict: username `expiry:user`, credential base64(HMAC-SHA1(secret, username))."""
     expiry = int((now if now is not None else time.time()) + ttl)
     username = f"{expiry}:{user}"

@@ -65,7 +65,13 @@ def make_wav(path: Path, text: str, voice: str = "en", seconds_of_silence: float
 
 
 @contextmanager
-def browser(playwright: Any, *, audio_file: Path | None = None, viewport: tuple[int, int] = (1280, 800), extra_args: list[str] | None = None) -> Iterator[Any]:
+def browser(
+    playwright: Any,
+    *,
+    audio_file: Path | None = None,
+    viewport: tuple[int, int] = (1280, 800),
+    extra_args: list[str] | None = None,
+) -> Iterator[Any]:
     """A fresh chromium profile (persistent context), closed afterwards."""
     args = list(BASE_ARGS) + list(extra_args or [])
     if audio_file is not None:

@@ -36,7 +36,9 @@ class ServerThread:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="test-server", daemon=True
+        )
         self._thread.start()
         self.running: Running = self.call(start(cfg))
         self.http = f"http://127.0.0.1:{self.running.http_port}"
@@ -100,11 +102,13 @@ class Client:
 
     async def expect(self, kind: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
         """Wait for the next message of `kind` (others are skipped but kept in `seen`)."""
+
         async def wait() -> dict[str, Any]:
             while True:
                 msg = await self.inbox.get()
                 if msg.get("type") == kind and all(msg.get(k) == v for k, v in fields.items()):
                     return msg
+
         return await asyncio.wait_for(wait(), timeout * SLOW)
 
     async def close(self) -> None:

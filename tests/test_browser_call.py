@@ -32,7 +32,11 @@ def test_one_tap_call_in_two_browsers(server, tmp_path: Path) -> None:
     link = elders_db.new_link(server.db, elder.id)
     voice = make_wav(tmp_path / "caller.wav", "hello, I cannot find my refund button " * 6)
 
-    with sync_playwright() as p, browser(p, audio_file=voice, viewport=(390, 844)) as caller_ctx, browser(p) as agent_ctx:
+    with (
+        sync_playwright() as p,
+        browser(p, audio_file=voice, viewport=(390, 844)) as caller_ctx,
+        browser(p) as agent_ctx,
+    ):
         agent = agent_ctx.new_page()
         login(agent, server.http, "wang", "pw-wang-123")
         agent.click("#available")

@@ -129,7 +129,9 @@ class Gateway:
                         try:
                             leg.sink(pcm)
                         except Exception:
-                            log.exception("call %s: %s sink failed; detached", leg.call_id, leg.speaker)
+                            log.exception(
+                                "call %s: %s sink failed; detached", leg.call_id, leg.speaker
+                            )
                             leg.sink = None
         except (MediaStreamError, asyncio.CancelledError):
             pass
@@ -150,9 +152,7 @@ class Gateway:
     def stats(self, call_id: str) -> dict[str, Any]:
         """Counters of both legs of a call (absent legs are omitted)."""
         return {
-            speaker: leg.stats()
-            for (cid, speaker), leg in self._legs.items()
-            if cid == call_id
+            speaker: leg.stats() for (cid, speaker), leg in self._legs.items() if cid == call_id
         }
 
     async def close_leg(self, call_id: str, speaker: str) -> None:

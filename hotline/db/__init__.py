@@ -92,9 +92,7 @@ class Database:
                 try:
                     for statement in _split_sql(sql):
                         conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?)", (item.name, now())
-                    )
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (item.name, now()))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise

@@ -106,7 +106,9 @@ def record_login_failure(db: Database, username: str, address: str) -> None:
     )
 
 
-def recent_login_failures(db: Database, username: str, address: str, window: float) -> tuple[int, int]:
+def recent_login_failures(
+    db: Database, username: str, address: str, window: float
+) -> tuple[int, int]:
     """Failures in the last `window` seconds for (this account, this address)."""
     since = now() - window
     by_user = db.query_one(

@@ -28,9 +28,7 @@ def create(
 
 
 def rang(db: Database, call_id: str, agent_id: int, at: float) -> None:
-    db.execute(
-        "UPDATE calls SET rang_at = COALESCE(rang_at, ?) WHERE id = ?", (at, call_id)
-    )
+    db.execute("UPDATE calls SET rang_at = COALESCE(rang_at, ?) WHERE id = ?", (at, call_id))
     event(db, call_id, "ring", {"agent_id": agent_id}, at=at)
 
 
@@ -68,11 +66,21 @@ def requeued(db: Database, call_id: str, reason: str, at: float) -> None:
 
 
 def event(
-    db: Database, call_id: str, kind: str, detail: dict[str, Any] | None = None, *, at: float | None = None
+    db: Database,
+    call_id: str,
+    kind: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    at: float | None = None,
 ) -> None:
     db.execute(
         "INSERT INTO call_events (call_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-        (call_id, at if at is not None else now(), kind, json.dumps(detail or {}, ensure_ascii=False)),
+        (
+            call_id,
+            at if at is not None else now(),
+            kind,
+            json.dumps(detail or {}, ensure_ascii=False),
+        ),
     )
 
 

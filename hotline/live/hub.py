@@ -69,7 +69,9 @@ class Conn:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().create_task(self.ws.close(code, reason))
 
-    async def flush_and_close(self, code: int = 1000, reason: str = "", timeout: float = 2.0) -> None:
+    async def flush_and_close(
+        self, code: int = 1000, reason: str = "", timeout: float = 2.0
+    ) -> None:
         """Send what is queued, then close."""
         if self.closed:
             return

@@ -27,7 +27,6 @@ CALLER: dict[str, Spec] = {
     "hangup": {"reason": (str, False, 32)},
     "signal": _SIGNAL,
     "tap_offer": _TAP,
-    "callback_request": {},
     "ping": {},
 }
 AGENT: dict[str, Spec] = {
@@ -61,7 +60,9 @@ def parse(raw: str | bytes, allowed: dict[str, Spec]) -> dict[str, Any]:
         raise BadMessage("message must be a JSON object", code="bad_json")
     kind = msg.get("type")
     if not isinstance(kind, str) or kind not in allowed:
-        raise BadMessage(f"unknown message type for this connection: {str(kind)[:40]!r}", code="unknown_type")
+        raise BadMessage(
+            f"unknown message type for this connection: {str(kind)[:40]!r}", code="unknown_type"
+        )
     check_fields(msg, allowed[kind])
     return msg
 

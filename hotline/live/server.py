@@ -58,7 +58,10 @@ class LiveServer:
         self.dialects = dialects
         self.sb = switchboard
         self.signer = signer
-        self.routes: dict[str, dict[str, tuple[messages.Spec, Handler]]] = {"caller": {}, "agent": {}}
+        self.routes: dict[str, dict[str, tuple[messages.Spec, Handler]]] = {
+            "caller": {},
+            "agent": {},
+        }
         self.conns: set[Conn] = set()
         self._server: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,7 +123,13 @@ class LiveServer:
         origin = headers.get("Origin")
         if origin is None:
             return True  # not a browser; authentication still applies
-        allowed = {urlsplit(self.cfg.public_base_url).hostname, "localhost", "127.0.0.1", "[::1]", "::1"}
+        allowed = {
+            urlsplit(self.cfg.public_base_url).hostname,
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "::1",
+        }
         host = (headers.get("Host") or "").rsplit(":", 1)[0]
         origin_host = urlsplit(origin).hostname
         return origin_host in allowed or origin_host == host.strip("[]")
@@ -192,12 +201,22 @@ class LiveServer:
                 return False
         ctx.conn.subject = None
         call = self.sb.caller_rejoin(rejoin, ctx.conn) if rejoin else None
-        if call is not None and elder is not None and call.elder is not None and call.elder.id != elder.id:
+        if (
+            call is not None
+            and elder is not None
+            and call.elder is not None
+            and call.elder.id != elder.id
+        ):
             call = None  # a rejoin secret only works with its own link
         ctx.conn.send(
-            {"type": "hello", "role": "caller", "rejoined": call is not None,
-             "call_id": call.call_id if call else None, "state": call.state if call else "idle",
-             "auto_start": auto_start}
+            {
+                "type": "hello",
+                "role": "caller",
+                "rejoined": call is not None,
+                "call_id": call.call_id if call else None,
+                "state": call.state if call else "idle",
+                "auto_start": auto_start,
+            }
         )
         ctx.conn.elder = elder
         return True
@@ -226,7 +245,13 @@ class LiveServer:
         except Exception:
             self.errors += 1
             log.exception("connection %s: handler failed", ctx.conn.id)
-            ctx.conn.send({"type": "error", "code": "internal", "detail": "something went wrong; nothing was changed"})
+            ctx.conn.send(
+                {
+                    "type": "error",
+                    "code": "internal",
+                    "detail": "something went wrong; nothing was changed",
+                }
+            )
 
     # ----------------------------------------------------------------- caller routes
     async def _caller_call(self, ctx: Context, msg: dict[str, Any]) -> None:
@@ -244,9 +269,6 @@ class LiveServer:
 
     async def _caller_tap_offer(self, ctx: Context, msg: dict[str, Any]) -> None:
         await self.sb.tap_offer(ctx.conn, msg["sdp"])
-
-    def _caller_callback_request(self, ctx: Context, msg: dict[str, Any]) -> None:
-        raise BadMessage("callbacks are not available yet", code="unavailable")
 
     def _caller_ping(self, ctx: Context, msg: dict[str, Any]) -> None:
         ctx.conn.send({"type": "pong"})
@@ -268,10 +290,14 @@ class LiveServer:
         self.sb.ready(ctx.agent_id or 0)
 
     def _agent_signal(self, ctx: Context, msg: dict[str, Any]) -> None:
-        self.sb.relay_signal(ctx.conn, msg["data"], agent_id=ctx.agent_id, call_id=msg.get("call_id"))
+        self.sb.relay_signal(
+            ctx.conn, msg["data"], agent_id=ctx.agent_id, call_id=msg.get("call_id")
+        )
 
     async def _agent_tap_offer(self, ctx: Context, msg: dict[str, Any]) -> None:
-        await self.sb.tap_offer(ctx.conn, msg["sdp"], agent_id=ctx.agent_id, call_id=msg.get("call_id"))
+        await self.sb.tap_offer(
+            ctx.conn, msg["sdp"], agent_id=ctx.agent_id, call_id=msg.get("call_id")
+        )
 
     def _agent_ping(self, ctx: Context, msg: dict[str, Any]) -> None:
         ctx.conn.send({"type": "pong"})

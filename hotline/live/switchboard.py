@@ -141,9 +141,13 @@ class Switchboard:
             if call.caller is not None:
                 call.caller.send({"type": "server_restarting"})
             if call.state in (CONNECTED, HELD, RINGING) and call.agent_id is not None:
-                self._send_agent(call.agent_id, {"type": "ended", "call_id": call.call_id, "reason": reason})
+                self._send_agent(
+                    call.agent_id, {"type": "ended", "call_id": call.call_id, "reason": reason}
+                )
             if call.state in (CONNECTED, HELD):
-                await self._store(calls_db.ended, call.call_id, outcome="interrupted", ended_by="server", at=now)
+                await self._store(
+                    calls_db.ended, call.call_id, outcome="interrupted", ended_by="server", at=now
+                )
             await self.gateway.close_call(call.call_id)
         for presence in self.agents.values():
             presence.conn.send({"type": "server_restarting"})
@@ -165,7 +169,11 @@ class Switchboard:
     def _agent_hello(self, p: Presence) -> dict[str, Any]:
         return {
             "type": "hello",
-            "agent": {"id": p.agent.id, "name": p.agent.display_name, "dialects": list(p.agent.dialects)},
+            "agent": {
+                "id": p.agent.id,
+                "name": p.agent.display_name,
+                "dialects": list(p.agent.dialects),
+            },
             "status": p.status,
             "ice_servers": self.ice_servers(),
         }
@@ -280,8 +288,14 @@ class Switchboard:
             caller=conn,
         )
         await self._store(
-            calls_db.create, call.call_id, elder_id=elder.id if elder else None, dialect=dialect,
-            kind="inbound", arrived_at=now, rejoin_hash=call.rejoin_hash, priority=call.priority,
+            calls_db.create,
+            call.call_id,
+            elder_id=elder.id if elder else None,
+            dialect=dialect,
+            kind="inbound",
+            arrived_at=now,
+            rejoin_hash=call.rejoin_hash,
+            priority=call.priority,
         )
         self.calls[call.call_id] = call
         self._by_rejoin[call.rejoin_hash] = call.call_id
@@ -302,7 +316,14 @@ class Switchboard:
         call.caller = None
         if call.state == CONNECTED:
             call.state = HELD
-            self._send_agent(call.agent_id or 0, {"type": "caller_away", "call_id": call.call_id, "rejoin_seconds": self.cfg.rejoin_seconds})
+            self._send_agent(
+                call.agent_id or 0,
+                {
+                    "type": "caller_away",
+                    "call_id": call.call_id,
+                    "rejoin_seconds": self.cfg.rejoin_seconds,
+                },
+            )
             self._store_later(calls_db.event, call.call_id, "caller_dropped", {})
             await self.gateway.close_leg(call.call_id, "caller")
         elif call.state == RINGING:
@@ -433,7 +454,9 @@ class Switchboard:
         if call is None or call.state == ENDED:
             raise NotFound("no such call", code="no_call")
         if call.state != RINGING or call.agent_id != agent_id:
-            raise Conflict("this call was already answered or is not ringing you", code="already_answered")
+            raise Conflict(
+                "this call was already answered or is not ringing you", code="already_answered"
+            )
         if call.ring_timer is not None:
             call.ring_timer.cancel()
             call.ring_timer = None
@@ -453,14 +476,26 @@ class Switchboard:
         ice = self.ice_servers()
         if call.caller is not None:
             call.caller.send(
-                {"type": "connected", "call_id": call.call_id, "agent_name": agent_name,
-                 "role": "offerer", "ice_servers": ice, "rejoined": rejoined}
+                {
+                    "type": "connected",
+                    "call_id": call.call_id,
+                    "agent_name": agent_name,
+                    "role": "offerer",
+                    "ice_servers": ice,
+                    "rejoined": rejoined,
+                }
             )
         self._send_agent(
             call.agent_id or 0,
-            {"type": "connected", "call_id": call.call_id, "role": "answerer", "ice_servers": ice,
-             "elder": call.elder.name if call.elder else "", "dialect": call.dialect,
-             "rejoined": rejoined},
+            {
+                "type": "connected",
+                "call_id": call.call_id,
+                "role": "answerer",
+                "ice_servers": ice,
+                "elder": call.elder.name if call.elder else "",
+                "dialect": call.dialect,
+                "rejoined": rejoined,
+            },
         )
 
     async def agent_hangup(self, agent_id: int, call_id: str) -> None:
@@ -501,9 +536,13 @@ class Switchboard:
         self._by_rejoin.pop(call.rejoin_hash, None)
         now = self.clock()
         if call.caller is not None:
-            call.caller.send({"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by})
+            call.caller.send(
+                {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
+            )
         if prior_agent is not None:
-            self._send_agent(prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by})
+            self._send_agent(
+                prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
+            )
             presence = self.agents.get(prior_agent)
             if presence is not None and presence.call_id == call.call_id:
                 self._set_agent_status(presence, routing.WRAP_UP)
@@ -519,7 +558,13 @@ class Switchboard:
         self._publish_line()
 
     # ----------------------------------------------------------------- media
-    def relay_signal(self, conn: Conn, data: dict[str, Any], agent_id: int | None = None, call_id: str | None = None) -> None:
+    def relay_signal(
+        self,
+        conn: Conn,
+        data: dict[str, Any],
+        agent_id: int | None = None,
+        call_id: str | None = None,
+    ) -> None:
         """Pass an SDP or ICE candidate to the other party of the sender's call only."""
         clean = check_signal_data(data)
         call = self._sender_call(conn, agent_id, call_id)
@@ -542,7 +587,9 @@ class Switchboard:
             raise Forbidden("you are not part of this call", code="not_your_call")
         return call
 
-    async def tap_offer(self, conn: Conn, sdp: str, agent_id: int | None = None, call_id: str | None = None) -> None:
+    async def tap_offer(
+        self, conn: Conn, sdp: str, agent_id: int | None = None, call_id: str | None = None
+    ) -> None:
         call = self._sender_call(conn, agent_id, call_id)
         if call.state != CONNECTED:
             raise Conflict("the call is not connected", code="not_connected")
@@ -556,7 +603,13 @@ class Switchboard:
         for presence in self.agents.values():
             call = self.calls.get(presence.call_id or "")
             if call is not None and call.state in (CONNECTED, HELD):
-                presence.conn.send({"type": "tap_level", "call_id": call.call_id, **self.gateway.stats(call.call_id)})
+                presence.conn.send(
+                    {
+                        "type": "tap_level",
+                        "call_id": call.call_id,
+                        **self.gateway.stats(call.call_id),
+                    }
+                )
 
     # ----------------------------------------------------------------- queue updates
     def _schedule_positions(self) -> None:
@@ -578,17 +631,24 @@ class Switchboard:
             return
         position = self.line.positions().get(call.call_id, 0) if call.state == WAITING else 0
         serving = sum(
-            1 for p in self.agents.values()
+            1
+            for p in self.agents.values()
             if call.dialect in p.agent.dialects and p.status != routing.AWAY
         )
-        eta = line_mod.estimate_wait(position, self._handle_seconds, serving, self.cfg.default_handle_seconds)
+        eta = line_mod.estimate_wait(
+            position, self._handle_seconds, serving, self.cfg.default_handle_seconds
+        )
         key = (position, eta)
         if key == call.last_queue_msg:
             return
         call.last_queue_msg = key
         message: dict[str, Any] = {
-            "type": "queue", "call_id": call.call_id, "position": position,
-            "ahead": max(0, position - 1), "eta_seconds": eta, "state": call.state,
+            "type": "queue",
+            "call_id": call.call_id,
+            "position": position,
+            "ahead": max(0, position - 1),
+            "eta_seconds": eta,
+            "state": call.state,
             "offer_callback": eta >= self.cfg.callback_offer_seconds,
         }
         if self.prompts is not None and call.state == WAITING:
@@ -612,8 +672,12 @@ class Switchboard:
         states: dict[str, int] = {}
         for p in self.agents.values():
             states[p.status] = states.get(p.status, 0) + 1
-        return {"waiting": waiting, "longest_wait": {k: round(v) for k, v in longest.items()},
-                "agents": states, "total_waiting": len(self.line)}
+        return {
+            "waiting": waiting,
+            "longest_wait": {k: round(v) for k, v in longest.items()},
+            "agents": states,
+            "total_waiting": len(self.line),
+        }
 
     def _publish_line(self) -> None:
         self.hub.publish("agents", {"type": "line", **self.line_summary()})

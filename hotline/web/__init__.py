@@ -74,7 +74,7 @@ def _register_optional(app: Flask, name: str) -> None:
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != name:
+        if exc.name is None or not name.startswith(exc.name):
             raise
         return
     app.register_blueprint(module.bp)

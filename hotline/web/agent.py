@@ -30,7 +30,12 @@ def console() -> Any:
         "csrf": g.session["csrf"],
         "ws_url": s.cfg.public_ws_url,
         "ws_port": s.ws_port or s.cfg.ws_port,
-        "agent": {"id": g.agent.id, "name": g.agent.display_name, "dialects": list(g.agent.dialects), "role": g.agent.role},
+        "agent": {
+            "id": g.agent.id,
+            "name": g.agent.display_name,
+            "dialects": list(g.agent.dialects),
+            "role": g.agent.role,
+        },
         "dialects": s.dialect_names(g.lang),
         "strings": subset(g.lang, ("agent.", "status.", "dialect.")),
     }
@@ -59,8 +64,12 @@ def login() -> Any:
     audit.record(s.db, f"agent:{agent.id}", "login", detail=address)
     response = make_response(redirect("/agent", code=303))
     response.set_cookie(
-        security.SESSION_COOKIE, sid, httponly=True, samesite="Lax",
-        secure=security.secure_cookies(), max_age=s.cfg.session_max_hours * 3600,
+        security.SESSION_COOKIE,
+        sid,
+        httponly=True,
+        samesite="Lax",
+        secure=security.secure_cookies(),
+        max_age=s.cfg.session_max_hours * 3600,
     )
     response.delete_cookie(security.LOGIN_CSRF_COOKIE)
     return response
@@ -118,8 +127,13 @@ def add_elder() -> Any:
     audit.record(s.db, f"agent:{g.agent.id}", "elder_add", subject=f"elder:{elder.id}")
     base = s.cfg.public_base_url.rstrip("/")
     return {
-        "elder": {"id": elder.id, "name": elder.name, "dialect": elder.dialect,
-                  "phone": mask_phone(elder.phone), "card_code": elder.card_code},
+        "elder": {
+            "id": elder.id,
+            "name": elder.name,
+            "dialect": elder.dialect,
+            "phone": mask_phone(elder.phone),
+            "card_code": elder.card_code,
+        },
         "link": f"{base}/c/{link.token}",
         "card": f"/agent/elders/{elder.id}/card.svg",
     }, 201

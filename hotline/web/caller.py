@@ -14,7 +14,9 @@ from hotline.web.security import services
 bp = Blueprint("caller", __name__)
 
 
-def _caller_page(*, link: str, lang: str, dialect: str, name: str, auto_start: bool, hard_of_hearing: bool) -> Any:
+def _caller_page(
+    *, link: str, lang: str, dialect: str, name: str, auto_start: bool, hard_of_hearing: bool
+) -> Any:
     s = services()
     g.lang = lang
     p = s.prompts
@@ -54,8 +56,12 @@ def one_tap(token: str) -> Any:
         raise NotFound("unknown link", code="unknown_link")
     auto = link.auto_start or request.args.get("auto") == "1"
     return _caller_page(
-        link=token, lang=elder.lang, dialect=elder.dialect, name=elder.name,
-        auto_start=auto, hard_of_hearing=elder.hard_of_hearing,
+        link=token,
+        lang=elder.lang,
+        dialect=elder.dialect,
+        name=elder.name,
+        auto_start=auto,
+        hard_of_hearing=elder.hard_of_hearing,
     )
 
 
