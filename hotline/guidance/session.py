@@ -137,6 +137,7 @@ class GuidanceSession:
             return self.current
         if self.mode == "hint":
             self.mode = "step"
+            self.waiting_for_agent = False
             self._bump()
             return self.current
         if self.mode == "finished":
@@ -171,6 +172,7 @@ class GuidanceSession:
             self.text_return = self.mode
         self.mode = "text"
         self.shown_text = text
+        self.waiting_for_agent = False  # the agent has answered the call for help
         self._bump()
         return text
 
