@@ -105,7 +105,9 @@ class _Checker:
     def err(self, kind: str, message: str, *keys: str | int) -> None:
         self.errors.append(ScriptError(self.path, self.lines.find(*keys), kind, message))
 
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], where: str, *keys: str | int):
+    def unknown(
+        self, table: Mapping[str, Any], allowed: set[str], where: str, *keys: str | int
+    ) -> None:
         for key in sorted(set(table) - allowed):
             self.err("unknown_key", f"unknown key {key!r} in {where}", *keys, key)
 
