@@ -19,8 +19,8 @@ from hotline.callbacks.booking import BookingError, BookingRequest
 from hotline.callbacks.notify import Attachment, LoggingSmsGateway, Mailer, SmsGateway
 from hotline.config import Config
 from hotline.db import Database
-from hotline.db import calls as calls_db
 from hotline.db import callbacks as store
+from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db.callbacks import Booking
 from hotline.errors import Conflict, Forbidden, NotFound
@@ -124,7 +124,9 @@ class CallbackService:
             slot = self._first_free(req.windows, req.dialect)
             if elder is None:
                 lang = "en" if req.dialect == "en" else "zh_CN"
-                elder = elders_db.add(self.db, req.name, phone=phone, dialect=req.dialect, lang=lang)
+                elder = elders_db.add(
+                    self.db, req.name, phone=phone, dialect=req.dialect, lang=lang
+                )
             new_link = None
             if not any(lk.state(now) == "ok" for lk in elders_db.links_of(self.db, elder.id)):
                 new_link = elders_db.new_link(self.db, elder.id).token
@@ -165,7 +167,9 @@ class CallbackService:
     def manage_token(self, booking: Booking) -> str:
         """The private manage link's token: signed, revocable (nonce), expiring."""
         exp = (booking.slot_start or booking.due_at) + MANAGE_DAYS_AFTER * slots.DAY
-        return self.signer.dumps(MANAGE_PURPOSE, {"b": booking.id, "n": booking.manage_nonce, "e": exp})
+        return self.signer.dumps(
+            MANAGE_PURPOSE, {"b": booking.id, "n": booking.manage_nonce, "e": exp}
+        )
 
     def manage_url(self, booking: Booking) -> str:
         return f"{self.cfg.public_base_url.rstrip('/')}/family/b/{self.manage_token(booking)}"
@@ -197,7 +201,12 @@ class CallbackService:
             slot = self._first_free(windows, current.dialect, skip=current.id)
             now = self.clock()
             store.update(
-                self.db, current.id, ("booked",), slot_start=slot, due_at=slot, updated_at=now,
+                self.db,
+                current.id,
+                ("booked",),
+                slot_start=slot,
+                due_at=slot,
+                updated_at=now,
                 alternates=[w for w in windows if w != slot],
             )
         return self.get(booking.id)
@@ -209,8 +218,11 @@ class CallbackService:
             if current.status == "claimed":
                 raise BookingError("family.err_in_progress", status=409)
             if not store.update(
-                self.db, current.id, ("booked", "queued", "held"),
-                status="cancelled", updated_at=self.clock(),
+                self.db,
+                current.id,
+                ("booked", "queued", "held"),
+                status="cancelled",
+                updated_at=self.clock(),
             ):
                 raise BookingError("family.err_closed", status=409)
         return self.get(booking.id)
@@ -220,8 +232,11 @@ class CallbackService:
         import secrets
 
         store.update(
-            self.db, booking.id, (*store.ACTIVE, "done", "failed", "cancelled"),
-            manage_nonce=secrets.token_urlsafe(9), updated_at=self.clock(),
+            self.db,
+            booking.id,
+            (*store.ACTIVE, "done", "failed", "cancelled"),
+            manage_nonce=secrets.token_urlsafe(9),
+            updated_at=self.clock(),
         )
 
     def family_view(self, booking: Booking) -> dict[str, Any]:
@@ -459,9 +474,7 @@ class CallbackService:
         lang = booking.lang
         text = t(lang, "family.mail_unreached", code=booking.code, url=self.manage_url(booking))
         self._send(booking, t(lang, "family.mail_unreached_subject", code=booking.code), text)
-        store.update(
-            self.db, booking.id, (booking.status,), family_notified_at=self.clock()
-        )
+        store.update(self.db, booking.id, (booking.status,), family_notified_at=self.clock())
 
     def _send(self, booking: Booking, subject: str, text: str, with_ics: bool = False) -> None:
         to = booking.family_contact

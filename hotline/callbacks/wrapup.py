@@ -119,7 +119,9 @@ def save(
     if call is None:
         raise NotFound("no such call", code="call_unknown")
     if call["agent_id"] != agent_id and not is_supervisor:
-        raise Forbidden("only the call's agent or a supervisor may wrap it up", code="not_your_call")
+        raise Forbidden(
+            "only the call's agent or a supervisor may wrap it up", code="not_your_call"
+        )
     now = service.clock()
     w = parse(data, fraud=bool(call["fraud_flag"]), now=now, tz=service.tz)
     with db.transaction():
