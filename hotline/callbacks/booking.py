@@ -75,12 +75,14 @@ def parse_windows(raw: Sequence[str], now: float, tz: ZoneInfo, days: int = 14) 
             at = float(item)
         except (TypeError, ValueError):
             raise BookingError("family.err_bad_window", "slot") from None
-        if at != at or not is_hour_start(at, tz):  # NaN or not a whole hour
+        if at != at:  # NaN
             raise BookingError("family.err_bad_window", "slot")
         if at < now:
             raise BookingError("family.err_window_past", "slot")
         if at > now + days * DAY:
             raise BookingError("family.err_window_far", "slot", days=days)
+        if not is_hour_start(at, tz):
+            raise BookingError("family.err_bad_window", "slot")
         out.append(at)
     return sorted(set(out))
 
