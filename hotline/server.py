@@ -17,6 +17,7 @@ from typing import Any
 from hotline import services as services_mod
 from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
+from hotline.guidance.live import LiveGuidance
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
 from hotline.privacy import MaskingFilter
@@ -42,8 +43,9 @@ class Running:
     async def stop(self) -> None:
         """Stop serving: tell everyone, end calls, close listeners (idempotent)."""
         self._ticker.cancel()
-        await self.live.close()
         await self.switchboard.close()
+        await self.live.close()
+        self.switchboard.shutdown()
         await self.gateway.close()
         self._http.close()
         self._http_thread.join(timeout=5)
@@ -71,6 +73,7 @@ async def start(cfg: Config) -> Running:
     switchboard.ice_servers = lambda: _ice_for_browsers(cfg)
     await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
+    LiveGuidance(switchboard, services.guidance, services.prompts).attach(live)
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)

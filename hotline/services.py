@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.asr.registry import Registry, load_registry
 from hotline.config import Config
 from hotline.db import Database
+from hotline.guidance.loader import Library, load_library
 from hotline.live.hub import Hub
 from hotline.prompts import Prompts
 from hotline.tokens import Signer
 from hotline.tts import Speech
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +27,7 @@ class Services:
     registry: Registry
     speech: Speech
     prompts: Prompts
+    guidance: Library
     ws_port: int = 0  # the websocket port actually bound (config may say 0)
 
     def dialect_names(self, lang: str) -> dict[str, str]:
@@ -37,6 +42,9 @@ def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Servi
     registry = load_registry(cfg.registry_path)
     signer = Signer(cfg.secret_key)
     voices = {d.id: d.voice for d in registry.dialects.values()}
+    library, errors = load_library(cfg.scripts_dir)
+    for error in errors:
+        log.error("guidance script refused: %s", error)
     return Services(
         cfg=cfg,
         db=db,
@@ -45,4 +53,5 @@ def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Servi
         registry=registry,
         speech=Speech(Path(cfg.data_dir) / "tts"),
         prompts=Prompts(signer, voices),
+        guidance=library,
     )

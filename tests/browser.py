@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support import SLOW
+
 CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = [
     "--no-sandbox",
@@ -96,3 +98,28 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def login(page: Any, base: str, username: str, password: str) -> None:
+    """Sign in at /agent and wait for the console to be connected (status away)."""
+    page.goto(f"{base}/agent")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#status[data-status=away]", timeout=10_000 * SLOW)
+
+
+def place_call(caller: Any, agent: Any, base: str, link_token: str) -> str:
+    """The agent takes calls, the caller taps once, the agent answers; returns the call id."""
+    agent.click("#available")
+    agent.wait_for_selector("#status[data-status=available]")
+    caller.goto(f"{base}/c/{link_token}")
+    caller.wait_for_selector("#call")
+    caller.click("#call")
+    agent.wait_for_selector("#ring:not([hidden])", timeout=15_000 * SLOW)
+    agent.click("#accept")
+    for page in (caller, agent):
+        page.wait_for_function(
+            "() => document.getElementById('remote').videoWidth > 0", timeout=20_000 * SLOW
+        )
+    return caller.evaluate("() => window.hotline.callId")

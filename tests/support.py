@@ -30,6 +30,9 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
     return Config.from_env(env={}, **values)
 
 
+test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 class ServerThread:
     """The whole hotline (HTTP + websocket + gateway) on its own loop in a thread."""
 

@@ -94,6 +94,11 @@ class LiveServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Deliver what is queued to every client, then close (1012: service restart)."""
+        await asyncio.gather(
+            *(c.flush_and_close(1012, "restarting") for c in list(self.conns)),
+            return_exceptions=True,
+        )
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -200,14 +205,7 @@ class LiveServer:
                 await self._reject(ctx.conn, exc)
                 return False
         ctx.conn.subject = None
-        call = self.sb.caller_rejoin(rejoin, ctx.conn) if rejoin else None
-        if (
-            call is not None
-            and elder is not None
-            and call.elder is not None
-            and call.elder.id != elder.id
-        ):
-            call = None  # a rejoin secret only works with its own link
+        call = self.sb.caller_rejoin(rejoin, ctx.conn, elder) if rejoin else None
         ctx.conn.send(
             {
                 "type": "hello",
@@ -219,6 +217,8 @@ class LiveServer:
             }
         )
         ctx.conn.elder = elder
+        if call is not None:
+            self.sb.resume(call)
         return True
 
     async def _reject(self, conn: Conn, exc: HotlineError) -> None:

@@ -91,6 +91,7 @@ class Switchboard:
         self._handle_seconds: list[float] = []
         self._positions_scheduled = False
         self._overflow_timer: asyncio.TimerHandle | None = None
+        self.closing = False
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
 
@@ -136,6 +137,7 @@ class Switchboard:
 
     async def close(self, reason: str = "server_shutdown") -> None:
         """Graceful stop: tell everyone, end calls in progress, keep the line for restart."""
+        self.closing = True
         now = self.clock()
         for call in list(self.calls.values()):
             if call.caller is not None:
@@ -151,6 +153,9 @@ class Switchboard:
             await self.gateway.close_call(call.call_id)
         for presence in self.agents.values():
             presence.conn.send({"type": "server_restarting"})
+
+    def shutdown(self) -> None:
+        """After the listeners are closed: finish pending writes, stop the writer thread."""
         self._writer.shutdown(wait=True)
 
     # ----------------------------------------------------------------- agents
@@ -179,6 +184,8 @@ class Switchboard:
         }
 
     async def agent_disconnected(self, agent_id: int, conn: Conn) -> None:
+        if self.closing:
+            return
         presence = self.agents.get(agent_id)
         if presence is None or presence.conn is not conn:
             return
@@ -248,11 +255,16 @@ class Switchboard:
             raise NotFound("unknown link", code="unknown_link")
         return elder, link.auto_start
 
-    def caller_rejoin(self, rejoin: str, conn: Conn) -> LiveCall | None:
-        """Reattach a returning caller to their call (same place in line)."""
+    def caller_rejoin(self, rejoin: str, conn: Conn, elder: Elder | None) -> LiveCall | None:
+        """Reattach a returning caller to their call (same place in line).
+
+        A rejoin secret works only together with the link it was issued under.
+        """
         call_id = self._by_rejoin.get(digest(rejoin)) if rejoin else None
         call = self.calls.get(call_id or "")
         if call is None or call.state == ENDED:
+            return None
+        if (call.elder.id if call.elder else None) != (elder.id if elder else None):
             return None
         if call.caller is not None and call.caller is not conn:
             call.caller.send({"type": "error", "code": "replaced", "detail": "opened elsewhere"})
@@ -263,14 +275,19 @@ class Switchboard:
             call.gone_timer.cancel()
             call.gone_timer = None
         conn.subject = call.call_id
+        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {})
+        return call
+
+    def resume(self, call: LiveCall) -> None:
+        """After the rejoined caller was greeted: their place in line, or back into the call."""
         if call.state == HELD and call.agent_id is not None:
             call.state = CONNECTED
             self._connect_parties(call, rejoined=True)
+            self._notify("resumed", call)
         else:
             call.last_queue_msg = None
             self._send_queue_state(call)
-        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {})
-        return call
+            self._route()
 
     async def caller_call(self, conn: Conn, elder: Elder | None, dialect: str) -> LiveCall:
         """The tap: a caller joins the line (or is rung through at once)."""
@@ -310,6 +327,8 @@ class Switchboard:
         return call
 
     async def caller_disconnected(self, conn: Conn) -> None:
+        if self.closing:
+            return
         call = self.calls.get(conn.subject or "")
         if call is None or call.caller is not conn:
             return

@@ -1,6 +1,7 @@
 // The agent console: status, ringing, the call (video + tap), the line.
 import { Live, wsBase, fmt } from "./live.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
+import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -111,6 +112,7 @@ async function handle(msg) {
       state.call = null;
       document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
+    case "guide_state": guidance.update(msg.snapshot); break;
     case "error":
       $("conn-note").textContent = msg.detail || msg.code;
       if (msg.code === "replaced") live.stop();
@@ -154,6 +156,9 @@ $("elder-form").addEventListener("submit", async (ev) => {
   const card = document.createElement("a"); card.href = body.card; card.textContent = " QR"; card.target = "_blank";
   out.append(a, card);
 });
+
+const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), strings: S, lang: boot.lang });
+state.guidance = guidance;
 
 setStatus("offline");
 live.connect();

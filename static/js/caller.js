@@ -1,6 +1,7 @@
 // The senior's call page: one big button, then waiting, talking, and the end.
 import { Live, wsBase, fmt } from "./live.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
+import { renderStep } from "/static/guidance/caller-step.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -133,6 +134,7 @@ async function handle(msg) {
       say(boot.prompts.requeued);
       break;
     case "ended":
+      if (guide) { showGuide({ mode: "idle", seq: -1 }); }
       closeMedia(true);
       saveRejoin("");
       state.callId = null;
@@ -143,6 +145,7 @@ async function handle(msg) {
     case "server_restarting":
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
       break;
+    case "guide_state": showGuide(msg.view); break;
     case "error":
       if (msg.code === "replaced") { live.stop(); }
       if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
@@ -153,6 +156,27 @@ async function handle(msg) {
   }
 }
 state.send = (m) => live.send(m);
+
+// Guidance: a step takes over the screen above the video; the video shrinks while it shows.
+let guide = null;
+function answerGuide(answer) {
+  return (view) => live.send({ type: "guide_answer", seq: view.seq, step_id: view.step_id || undefined, answer });
+}
+function showGuide(view) {
+  const box = $("guide");
+  const active = view && view.mode !== "idle";
+  box.hidden = !active;
+  $("incall").classList.toggle("guiding", Boolean(active));
+  state.guide = view;
+  if (!guide) {
+    guide = renderStep(box, view, {
+      strings: S, onDone: answerGuide("done"), onHelp: answerGuide("help"),
+      onShown: answerGuide("shown"), onReplay: answerGuide("listening"),
+    });
+  } else {
+    guide.update(view);
+  }
+}
 
 $("call").addEventListener("click", startCall);
 $("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
