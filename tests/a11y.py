@@ -55,7 +55,9 @@ MEASURE_JS = """
 """
 
 
-def problems(page: Any, *, min_text: float = 24, min_target: float = 64, min_contrast: float = 7.0) -> list[str]:
+def problems(
+    page: Any, *, min_text: float = 24, min_target: float = 64, min_contrast: float = 7.0
+) -> list[str]:
     """Every visible element on the page that misses the caller-page bar."""
     return page.evaluate(
         MEASURE_JS, {"minText": min_text, "minTarget": min_target, "minContrast": min_contrast}
