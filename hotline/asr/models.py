@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import importlib.util
 import json
 import logging
@@ -254,8 +255,10 @@ def _fetch(where: str, dest: Path, expected_size: int, progress: bool) -> str:
         while True:
             try:
                 data = src.read(CHUNK)
-            except (OSError, ValueError) as exc:
-                raise ModelInstallError(f"download of {where} broke off: {exc}") from None
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise
+                raise ModelInstallError(f"download of {where} broke off: {exc!r}") from None
             if not data:
                 break
             count += len(data)
