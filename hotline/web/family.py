@@ -7,7 +7,7 @@ The agents' JSON API for callbacks and wrap-ups is a nested blueprint from
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import segno
@@ -38,24 +38,33 @@ def _csrf() -> str:
     return security.login_csrf_token()
 
 
+def _day_label(svc: CallbackService, d: date, lang: str) -> str:
+    """'今天 1月7日 周一' / 'Tomorrow Tue 8/1' / '1月9日 周三'."""
+    delta = (d - svc.local(svc.clock()).date()).days
+    weekday = t(lang, f"family.weekday.{d.isoweekday()}")
+    label = t(lang, "family.date", month=d.month, day=d.day, weekday=weekday)
+    if delta in (0, 1):
+        label = t(lang, "family.today" if delta == 0 else "family.tomorrow") + " " + label
+    return label
+
+
+def _when(svc: CallbackService, start: float, lang: str) -> str:
+    local, end = svc.local(start), svc.local(start + 3600)
+    return f"{_day_label(svc, local.date(), lang)} {local:%H:%M}–{end:%H:%M}"
+
+
+def _tz_label(lang: str) -> str:
+    tz = services().cfg.timezone
+    return t(lang, "family.tz_shanghai") if tz == "Asia/Shanghai" else tz
+
+
 def _days(svc: CallbackService, found: list[Slot], lang: str) -> list[dict[str, Any]]:
     """Free hours grouped by local day, labelled for the page."""
-    today = svc.local(svc.clock()).date()
     days: dict[Any, dict[str, Any]] = {}
     for slot in found:
         d = slot.local.date()
         if d not in days:
-            delta = (d - today).days
-            label = t(
-                lang,
-                "family.date",
-                month=d.month,
-                day=d.day,
-                weekday=t(lang, f"family.weekday.{d.isoweekday()}"),
-            )
-            if delta in (0, 1):
-                label = t(lang, "family.today" if delta == 0 else "family.tomorrow") + " " + label
-            days[d] = {"date": d.isoformat(), "label": label, "hours": []}
+            days[d] = {"date": d.isoformat(), "label": _day_label(svc, d, lang), "hours": []}
         end = datetime.fromtimestamp(slot.start + 3600, svc.tz)
         days[d]["hours"].append(
             {
@@ -95,7 +104,7 @@ def _form_page(
             chosen=chosen,
             error=message,
             error_field=error.field if error else "",
-            tz=s.cfg.timezone,
+            tz=_tz_label(lang),
         ),
         status,
     )
@@ -161,7 +170,6 @@ def _manage_page(
     lang = g.lang
     elder = elders_db.get(s.db, booking.elder_id) if booking.elder_id else None
     start = booking.slot_start or booking.due_at
-    when_end = datetime.fromtimestamp(start + 3600, svc.tz)
     card_url = ""
     link_url = ""
     if booking.new_link_token and _link_ok(s.db, booking.new_link_token):
@@ -177,7 +185,7 @@ def _manage_page(
             token=token,
             csrf=_csrf(),
             elder_name=elder.name if elder else "",
-            when=f"{svc.local(start):%Y-%m-%d %H:%M}–{when_end:%H:%M}",
+            when=_when(svc, start, lang),
             dialect=s.dialect_names(lang).get(booking.dialect, booking.dialect),
             view=svc.family_view(booking),
             new=request.args.get("new") == "1",
