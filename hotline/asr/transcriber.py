@@ -96,6 +96,17 @@ class _Recognizer:
         return done
 
 
+def _clean(r: _Recognizer) -> None:
+    """Return a recognizer to a fresh state, speaker adaptation included.
+
+    Reset() alone keeps vosk's feature pipeline (CMVN and i-vector state of the last caller)
+    unless the utterance was finalized first; FinalResult() then Reset() starts clean, so the
+    next call decodes exactly as a new recognizer would and nothing of a caller carries over.
+    """
+    r.rec.FinalResult()
+    r.rec.Reset()
+
+
 class _Pool:
     """Idle, reset recognizers per (model, rate), so calls do not pay the warm-up cost."""
 
@@ -125,11 +136,11 @@ class _Pool:
                 pcm = b"".join(noise.randint(-40, 40).to_bytes(2, "little", signed=True)
                                for _ in range(step))  # fmt: skip
                 r.accept(pcm)
-            r.rec.Reset()
+            _clean(r)
         return r
 
     def release(self, r: _Recognizer) -> None:
-        r.rec.Reset()
+        _clean(r)
         with self._lock:
             idle = self._idle.setdefault((r.model, r.rate), [])
             if len(idle) < MAX_IDLE_PER_MODEL:

