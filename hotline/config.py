@@ -78,11 +78,18 @@ class Config:
     log_level: str = setting("INFO", "Logging level.")
     tls_cert: str = setting("", "PEM certificate for HTTPS/WSS served directly (else use a proxy).")
     tls_key: str = setting("", "PEM private key matching tls_cert.")
+    caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
+    caption_warm: int = setting(2, "Warm recognizers kept ready per installed model.")
+    captions_deterministic: bool = setting(
+        False, "Decode without feature dither (identical results each run; tests use it)."
+    )
     smtp_host: str = setting("", "SMTP server for family e-mails; empty turns e-mail off.")
     smtp_port: int = setting(25, "Port of the SMTP server.")
     smtp_from: str = setting("hotline@localhost", "Sender address of family e-mails.")
     callback_per_agent_hour: int = setting(3, "Callbacks bookable per agent-hour on shift.")
-    callback_max_attempts: int = setting(3, "Unanswered callback attempts before the family is told.")
+    callback_max_attempts: int = setting(
+        3, "Unanswered callback attempts before the family is told."
+    )
     callback_retry_minutes: float = setting(15.0, "Wait before retrying an unanswered callback.")
     callback_bookings_per_address_hour: int = setting(
         10, "Family bookings accepted per client address per hour."

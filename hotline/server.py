@@ -17,7 +17,10 @@ from typing import Any
 from hotline import services as services_mod
 from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
+from hotline.db import transcripts as transcripts_db
+from hotline.asr.transcriber import CaptionEngine
 from hotline.guidance.live import LiveGuidance
+from hotline.live.captions import LiveCaptions
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
 from hotline.privacy import MaskingFilter
@@ -34,6 +37,7 @@ class Running:
     switchboard: Switchboard
     live: LiveServer
     gateway: Gateway
+    captions: LiveCaptions
     http_port: int
     ws_port: int
     _http: Any
@@ -47,6 +51,7 @@ class Running:
         await self.live.close()
         self.switchboard.shutdown()
         await self.gateway.close()
+        await asyncio.to_thread(self.captions.engine.close)
         self._http.close()
         self._http_thread.join(timeout=5)
         self.services.speech.close()
@@ -74,6 +79,17 @@ async def start(cfg: Config) -> Running:
     await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
     LiveGuidance(switchboard, services.guidance, services.prompts).attach(live)
+    engine = CaptionEngine(
+        cfg,
+        services.registry,
+        workers=cfg.caption_workers,
+        deterministic=True if cfg.captions_deterministic else None,
+    )
+    captions = LiveCaptions(switchboard, engine)
+    captions.attach(live)
+    for dialect in services.registry.dialects:
+        if cfg.caption_warm and engine.available(dialect)[0]:
+            engine.warm(dialect, cfg.caption_warm)
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)
@@ -81,11 +97,13 @@ async def start(cfg: Config) -> Running:
     http_port = http.effective_port
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()
-    ticker = asyncio.get_running_loop().create_task(_tick(switchboard))
+    ticker = asyncio.get_running_loop().create_task(_tick(switchboard, services))
     log.info(
         "hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port
     )
-    return Running(services, switchboard, live, gateway, http_port, ws_port, http, thread, ticker)
+    return Running(
+        services, switchboard, live, gateway, captions, http_port, ws_port, http, thread, ticker
+    )
 
 
 def _ice_for_browsers(cfg: Config) -> list[dict[str, Any]]:
@@ -97,13 +115,24 @@ def _ice_for_browsers(cfg: Config) -> list[dict[str, Any]]:
     return servers
 
 
-async def _tick(switchboard: Switchboard) -> None:
+async def _tick(switchboard: Switchboard, services: services_mod.Services) -> None:
+    """Once a second: tap levels to consoles. Once an hour: enforce transcript retention."""
+    seconds = 0
     while True:
-        await asyncio.sleep(1.0)
         try:
             switchboard.levels()
+            if seconds % 3600 == 0:
+                purged = await asyncio.to_thread(
+                    transcripts_db.purge_older_than,
+                    services.db,
+                    services.cfg.transcript_retention_days,
+                )
+                if purged:
+                    log.info("retention: purged %d transcript lines", purged)
         except Exception:
             log.exception("tick failed")
+        seconds += 1
+        await asyncio.sleep(1.0)
 
 
 def run(cfg: Config) -> int:

@@ -114,3 +114,8 @@ def close_interrupted(db: Database, at: float) -> int:
     for row in rows:
         ended(db, row["id"], outcome="interrupted", ended_by="server", at=at)
     return len(rows)
+
+
+def flag_fraud(db: Database, call_id: str) -> None:
+    """Mark the call for follow-up: a fraud cue was heard (wrap-up then needs a follow-up)."""
+    db.execute("UPDATE calls SET fraud_flag = 1 WHERE id = ?", (call_id,))

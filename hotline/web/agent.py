@@ -37,7 +37,7 @@ def console() -> Any:
             "role": g.agent.role,
         },
         "dialects": s.dialect_names(g.lang),
-        "strings": subset(g.lang, ("agent.", "status.", "dialect.", "reason.", "guidance.")),
+        "strings": subset(g.lang, ("agent.", "status.", "reason.", "guidance.", "captions.")),
     }
     return render_template("agent.html", boot=boot)
 

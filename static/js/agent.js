@@ -78,6 +78,7 @@ async function handle(msg) {
       break;
     case "connected": {
       $("ring").hidden = true; stopRingTone();
+      if (!msg.rejoined) { $("captions").replaceChildren(); $("alert-banner").hidden = true; $("captions-status").textContent = ""; }
       state.call = msg;
       $("call-title").textContent = fmt(S["agent.in_call"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect) });
       const stream = await ensureMedia();
@@ -107,12 +108,28 @@ async function handle(msg) {
       break;
     case "ended":
       stopRingTone(); $("ring").hidden = true;
+      $("caption-dialect").disabled = true; $("caller-captions").disabled = true;
       endMedia();
       $("call-title").textContent = fmt(S["agent.ended"], { reason: S[`reason.${msg.reason}`] || msg.reason });
       state.call = null;
       document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "guide_state": guidance.update(msg.snapshot); break;
+    case "caption": showCaption(msg); break;
+    case "captions_status":
+      if (msg.speaker === "caller") {
+        $("captions-status").textContent = msg.state === "on"
+          ? fmt(S["agent.captions_on"], { dialect: dialectName(msg.dialect) })
+          : fmt(S["agent.captions_off"], { reason: S[`captions.reason.${msg.reason}`] || msg.reason });
+        $("captions-status").dataset.state = msg.state;
+      }
+      break;
+    case "captions_config":
+      $("caption-dialect").value = msg.caller_dialect;
+      $("caption-dialect").disabled = false;
+      $("caller-captions").checked = msg.for_caller;
+      $("caller-captions").disabled = false;
+      break;
     case "error":
       $("conn-note").textContent = msg.detail || msg.code;
       if (msg.code === "replaced") live.stop();
@@ -156,6 +173,56 @@ $("elder-form").addEventListener("submit", async (ev) => {
   const card = document.createElement("a"); card.href = body.card; card.textContent = " QR"; card.target = "_blank";
   out.append(a, card);
 });
+
+// Captions: partial text in grey is replaced by the final line; low-confidence words are
+// underlined; dialect glosses shown under the line; alert words highlighted with a banner.
+const partials = {};
+function showCaption(msg) {
+  const box = $("captions");
+  const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 30;
+  let partial = partials[msg.speaker];
+  if (msg.kind === "partial") {
+    if (!msg.text) return;
+    if (!partial) {
+      partial = document.createElement("p");
+      partial.className = `cap cap-partial cap-${msg.speaker}`;
+      box.append(partial);
+      partials[msg.speaker] = partial;
+    }
+    partial.textContent = (msg.speaker === "agent" ? S["agent.me"] + "：" : "") + msg.text;
+  } else {
+    const line = document.createElement("p");
+    line.className = `cap cap-final cap-${msg.speaker}`;
+    if (msg.speaker === "agent") line.append(S["agent.me"] + "：");
+    const alertPhrases = (msg.alerts || []).map((a) => a.phrase);
+    const words = msg.words && msg.words.length ? msg.words : [{ w: msg.text }];
+    words.forEach((w, i) => {
+      const span = document.createElement("span");
+      span.textContent = w.w;
+      if (w.low) { span.className = "low"; span.title = `${Math.round((w.conf || 0) * 100)}%`; }
+      if (alertPhrases.some((p) => w.w.includes(p) || p.includes(w.w))) span.classList.add("alert");
+      line.append(span);
+      if (i < words.length - 1) line.append(" ");
+    });
+    if (msg.gloss && msg.gloss !== msg.text) {
+      const g = document.createElement("span"); g.className = "gloss"; g.textContent = msg.gloss; line.append(g);
+    }
+    if (partial) { partial.replaceWith(line); delete partials[msg.speaker]; } else box.append(line);
+    for (const a of msg.alerts || []) showAlert(a);
+  }
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+function showAlert(alert) {
+  const banner = $("alert-banner");
+  banner.textContent = fmt(S[`agent.alert_${alert.category}`] || "⚠ {phrase}", { phrase: alert.phrase });
+  banner.className = `alert-banner ${alert.category}`;
+  banner.dataset.category = alert.category;
+  banner.hidden = false;
+}
+const capSel = $("caption-dialect");
+for (const [id, name] of Object.entries(boot.dialects)) { const o = document.createElement("option"); o.value = id; o.textContent = name; capSel.append(o); }
+capSel.addEventListener("change", () => live.send({ type: "caption_dialect", dialect: capSel.value }));
+$("caller-captions").addEventListener("change", (ev) => live.send({ type: "caller_captions", on: ev.target.checked }));
 
 const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), strings: S, lang: boot.lang });
 state.guidance = guidance;

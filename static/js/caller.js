@@ -135,6 +135,7 @@ async function handle(msg) {
       break;
     case "ended":
       if (guide) { showGuide({ mode: "idle", seq: -1 }); }
+      $("agent-captions").textContent = ""; $("agent-captions").hidden = true; $("captions-toggle").hidden = true;
       closeMedia(true);
       saveRejoin("");
       state.callId = null;
@@ -146,6 +147,16 @@ async function handle(msg) {
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
       break;
     case "guide_state": showGuide(msg.view); break;
+    case "captions_config":
+      state.captions = msg.for_caller;
+      $("captions-toggle").hidden = false;
+      $("captions-toggle").setAttribute("aria-pressed", String(msg.for_caller));
+      $("captions-toggle").textContent = msg.for_caller ? S["caller.captions_off"] : S["caller.captions_on"];
+      $("agent-captions").hidden = !msg.for_caller || !$("agent-captions").textContent;
+      break;
+    case "caption":
+      if (state.captions && msg.text) { $("agent-captions").textContent = msg.text; $("agent-captions").hidden = false; }
+      break;
     case "error":
       if (msg.code === "replaced") { live.stop(); }
       if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
@@ -179,6 +190,7 @@ function showGuide(view) {
 }
 
 $("call").addEventListener("click", startCall);
+$("captions-toggle").addEventListener("click", () => live.send({ type: "captions", on: !state.captions }));
 $("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
 $("cancel").addEventListener("click", () => live.send({ type: "hangup", reason: "cancel" }));
 $("hangup").addEventListener("click", () => live.send({ type: "hangup" }));

@@ -1,0 +1,203 @@
+"""Live captions in a call: the gateway's audio legs feed caption streams; captions go out.
+
+Caller speech -> captions for the agent (with glosses and alerts). Agent speech -> captions
+for the caller in very large type (on by default for elders marked hard of hearing; both
+sides can toggle). Final lines are stored masked; alerts are logged as call events and a
+fraud cue flags the call for follow-up. Nothing here may break a call: when captions cannot
+run, the agent is told why (`captions_status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.asr.transcriber import CaptionEngine, CaptionStream, CaptionsUnavailable
+from hotline.db import calls as calls_db
+from hotline.db import transcripts as transcripts_db
+from hotline.errors import BadMessage, Forbidden
+from hotline.live.server import Context, LiveServer
+from hotline.live.switchboard import CONNECTED, HELD, LiveCall, Switchboard
+
+log = logging.getLogger(__name__)
+
+CALLER_DIALECT: dict[str, tuple[type, bool, int]] = {"dialect": (str, True, 16)}
+TOGGLE: dict[str, tuple[type, bool, int]] = {"on": (bool, True, 0)}
+
+
+@dataclass
+class CallCaptions:
+    """Caption state of one call."""
+
+    caller_dialect: str
+    agent_dialect: str
+    for_caller: bool
+    streams: dict[str, CaptionStream] = field(default_factory=dict)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fraud: bool = False
+
+
+class LiveCaptions:
+    """Opens a caption stream for each tapped leg and routes its events."""
+
+    def __init__(self, sb: Switchboard, engine: CaptionEngine) -> None:
+        self.sb = sb
+        self.engine = engine
+        self.calls: dict[str, CallCaptions] = {}
+        sb.listeners.append(self._on_call_event)
+
+    def attach(self, live: LiveServer) -> None:
+        live.route("agent", "caption_dialect", CALLER_DIALECT, self._agent_dialect)
+        live.route("agent", "caller_captions", TOGGLE, self._agent_toggle)
+        live.route("caller", "captions", TOGGLE, self._caller_toggle)
+
+    # ----------------------------------------------------------------- call events
+    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
+        if event == "answered" or (event == "resumed" and call.call_id not in self.calls):
+            self.calls[call.call_id] = CallCaptions(
+                caller_dialect=call.dialect,
+                agent_dialect=self._agent_dialect_for(call),
+                for_caller=bool(call.elder and call.elder.hard_of_hearing),
+            )
+            self._send_state(call)
+        elif event == "tap":
+            self._open(call, extra["speaker"])
+        elif event in ("ended", "requeued"):
+            state = self.calls.pop(call.call_id, None)
+            if state is not None:
+                for stream in state.streams.values():
+                    stream.close()
+        elif event == "resumed":
+            self._send_state(call)
+
+    def _agent_dialect_for(self, call: LiveCall) -> str:
+        presence = self.sb.agents.get(call.agent_id or 0)
+        if presence is None or call.dialect in presence.agent.dialects:
+            return call.dialect  # the agent answers in the caller's dialect
+        return presence.agent.dialects[0] if presence.agent.dialects else call.dialect
+
+    def _open(self, call: LiveCall, speaker: str) -> None:
+        state = self.calls.get(call.call_id)
+        if state is None:
+            return
+        old = state.streams.pop(speaker, None)
+        if old is not None:
+            old.close()
+        dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
+        loop = asyncio.get_running_loop()
+        try:
+            stream = self.engine.open(
+                dialect,
+                lambda ev: self._on_caption(call.call_id, speaker, ev),
+                loop,
+                speaker=speaker,
+                call_id=call.call_id,
+            )
+        except CaptionsUnavailable as exc:
+            self._on_caption(
+                call.call_id,
+                speaker,
+                {"type": "captions_status", "state": "off", "dialect": dialect, "reason": exc.reason},
+            )
+            return
+        if stream.sample_rate != 16000:
+            stream.close()
+            self._on_caption(
+                call.call_id,
+                speaker,
+                {"type": "captions_status", "state": "off", "dialect": dialect, "reason": "unsupported_rate"},
+            )
+            return
+        state.streams[speaker] = stream
+        self.sb.gateway.set_sink(call.call_id, speaker, stream.feed)
+
+    # ----------------------------------------------------------------- events out
+    def _on_caption(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
+        call = self.sb.calls.get(call_id)
+        state = self.calls.get(call_id)
+        if call is None or state is None:
+            return
+        event = {**event, "call_id": call_id, "speaker": speaker}
+        if event["type"] == "captions_status":
+            state.status[speaker] = event
+        agent = self.sb.agents.get(call.agent_id or 0)
+        if agent is not None:
+            agent.conn.send(event)
+        if speaker == "agent" and state.for_caller and call.caller is not None:
+            if event["type"] == "caption":
+                call.caller.send({k: event[k] for k in ("type", "kind", "text", "speaker", "call_id")})
+        if event["type"] == "caption" and event.get("kind") == "final":
+            dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
+            self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
+            if speaker == "caller":
+                self._alerts(call, state, event.get("alerts") or [])
+
+    def _alerts(self, call: LiveCall, state: CallCaptions, alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            self.sb._store_later(calls_db.event, call.call_id, "alert", alert)
+            if alert.get("category") == "fraud" and not state.fraud:
+                state.fraud = True
+                self.sb._store_later(calls_db.flag_fraud, call.call_id)
+        if alerts:
+            log.info("call %s: %d alert(s) heard", call.call_id, len(alerts))
+
+    def _send_state(self, call: LiveCall) -> None:
+        state = self.calls.get(call.call_id)
+        if state is None:
+            return
+        message = {
+            "type": "captions_config",
+            "call_id": call.call_id,
+            "caller_dialect": state.caller_dialect,
+            "agent_dialect": state.agent_dialect,
+            "for_caller": state.for_caller,
+        }
+        agent = self.sb.agents.get(call.agent_id or 0)
+        if agent is not None:
+            agent.conn.send(message)
+        if call.caller is not None:
+            call.caller.send({"type": "captions_config", "for_caller": state.for_caller})
+
+    # ----------------------------------------------------------------- messages in
+    def _agents_call(self, ctx: Context) -> tuple[LiveCall, CallCaptions]:
+        presence = self.sb.agents.get(ctx.agent_id or 0)
+        call = self.sb.calls.get(presence.call_id or "") if presence else None
+        state = self.calls.get(call.call_id) if call else None
+        if call is None or state is None or call.state not in (CONNECTED, HELD):
+            raise Forbidden("captions need a call in progress", code="not_in_call")
+        return call, state
+
+    def _agent_dialect(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """The agent switches the caller's caption dialect; the recognizer is replaced live."""
+        call, state = self._agents_call(ctx)
+        dialect = msg["dialect"]
+        if dialect not in self.engine.registry.dialects:
+            raise BadMessage("unknown dialect", code="bad_field")
+        state.caller_dialect = dialect
+        stream = state.streams.get("caller")
+        if stream is not None:
+            stream.switch(dialect)
+        elif self.sb.gateway.leg(call.call_id, "caller") is not None:
+            self._open(call, "caller")
+        self.sb._store_later(calls_db.event, call.call_id, "caption_dialect", {"dialect": dialect})
+        self._send_state(call)
+
+    def _agent_toggle(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call, state = self._agents_call(ctx)
+        state.for_caller = msg["on"]
+        self._send_state(call)
+
+    def _caller_toggle(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call = self.sb.calls.get(ctx.conn.subject or "")
+        state = self.calls.get(call.call_id) if call else None
+        if call is None or state is None or call.caller is not ctx.conn:
+            raise Forbidden("no call in progress", code="not_in_call")
+        state.for_caller = msg["on"]
+        self._send_state(call)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            cid: {sp: s.stats for sp, s in st.streams.items()} for cid, st in self.calls.items()
+        }
