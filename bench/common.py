@@ -1,0 +1,196 @@
+"""Shared bench helpers: a real hotline server in a subprocess, measured from /proc apart from
+the load generator, plus seeding, tiny websocket clients and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+
+SECRET = "bench-secret-key-not-for-production"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit (children inherit it); returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(soft, wanted), hard) if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def seed_agents(data_dir: Path, count: int, dialects: list[str]) -> list[int]:
+    """Create `count` agents in the server's SQLite file (before it starts); returns ids."""
+    from hotline.db import Database
+    from hotline.db import agents as agents_db
+
+    db = Database(data_dir / "hotline.sqlite3")
+    db.migrate()
+    ids = [
+        agents_db.add(db, f"bench{i}", f"pw-{i}", dialects, display_name=f"Bench {i}").id
+        for i in range(count)
+    ]
+    db.close()
+    return ids
+
+
+def agent_token(agent_id: int) -> str:
+    from hotline.tokens import Signer
+
+    return Signer(SECRET).dumps("ws", {"agent": agent_id})
+
+
+class ServerProcess:
+    """`python -m hotline serve` on free ports with its own data dir."""
+
+    def __init__(self, data_dir: Path | None = None, **settings: Any) -> None:
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="hotline-bench-")
+        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.http_port, self.ws_port = free_port(), free_port()
+        self.env = {
+            **os.environ,
+            "HOTLINE_DATA_DIR": str(self.data_dir),
+            "HOTLINE_HTTP_PORT": str(self.http_port),
+            "HOTLINE_WS_PORT": str(self.ws_port),
+            "HOTLINE_ICE_LOOPBACK": "1",
+            "HOTLINE_SECRET_KEY": SECRET,
+            "HOTLINE_LOG_LEVEL": "WARNING",
+            **{f"HOTLINE_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.data_dir / "server.log"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
+
+    def start(self, timeout: float = 60.0) -> None:
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hotline", "serve"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.ws_port}/healthz", timeout=1
+                ) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process (all its threads) so far."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def own_cpu_seconds() -> float:
+    """CPU used by this load generator (and its finished children)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Peer:
+    """A websocket client that dispatches messages to waiters by type."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.errors: list[dict[str, Any]] = []
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str) -> Peer:
+        return cls(await connect(url, compression=None, max_size=2**22, open_timeout=30))
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                if msg.get("type") == "error":
+                    self.errors.append(msg)
+                self.inbox.put_nowait(msg)
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(msg))
+
+    async def expect(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            while True:
+                msg = await self.inbox.get()
+                if msg.get("type") == kind:
+                    return msg
+                if msg.get("type") == "error":
+                    raise RuntimeError(f"server error while waiting for {kind}: {msg}")
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), 5)
+        self._task.cancel()
