@@ -25,6 +25,7 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
         ice_loopback=True,
         secret_key="test-secret-key",
         ring_timeout_seconds=15.0,
+        caption_warm=0,  # load speech models only in tests that caption
     )
     values.update(overrides)
     return Config.from_env(env={}, **values)
