@@ -26,7 +26,9 @@ def planted_registry(tmp: Path, words: list[str]) -> Path:
     path = folder / "registry.toml"
     text = path.read_text(encoding="utf-8")
     planted = ", ".join(f'"{w}"' for w in words)
-    text = re.sub(r'(\[dialects\.ko\][^\[]*?alerts\.fraud = \[)', rf"\g<1>{planted}, ", text, flags=re.S)
+    text = re.sub(
+        r"(\[dialects\.ko\][^\[]*?alerts\.fraud = \[)", rf"\g<1>{planted}, ", text, flags=re.S
+    )
     path.write_text(text, encoding="utf-8")
     return path
 

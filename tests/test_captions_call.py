@@ -35,7 +35,9 @@ def ko_server(tmp_path: Path):
 def speech_file(tmp_path: Path) -> Path:
     """Korean sentences with pauses between them (so utterances end and finals come)."""
     parts = []
-    for i, text in enumerate(["안녕하세요 도와주세요", "주문을 찾을 수 없어요", "환불을 받고 싶어요"]):
+    for i, text in enumerate(
+        ["안녕하세요 도와주세요", "주문을 찾을 수 없어요", "환불을 받고 싶어요"]
+    ):
         part = make_speech_wav(text, tmp_path / f"s{i}.wav")
         parts.append(str(part))
     out = tmp_path / "speech.wav"
@@ -44,9 +46,7 @@ def speech_file(tmp_path: Path) -> Path:
     for p in parts:
         cmd += [p]
     subprocess.run([*cmd, str(tmp_path / "joined.wav")], check=True)
-    subprocess.run(
-        ["sox", str(tmp_path / "joined.wav"), str(out), "pad", "0.5", "1.5"], check=True
-    )
+    subprocess.run(["sox", str(tmp_path / "joined.wav"), str(out), "pad", "0.5", "1.5"], check=True)
     return out
 
 

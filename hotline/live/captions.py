@@ -99,7 +99,12 @@ class LiveCaptions:
             self._on_caption(
                 call.call_id,
                 speaker,
-                {"type": "captions_status", "state": "off", "dialect": dialect, "reason": exc.reason},
+                {
+                    "type": "captions_status",
+                    "state": "off",
+                    "dialect": dialect,
+                    "reason": exc.reason,
+                },
             )
             return
         if stream.sample_rate != 16000:
@@ -107,7 +112,12 @@ class LiveCaptions:
             self._on_caption(
                 call.call_id,
                 speaker,
-                {"type": "captions_status", "state": "off", "dialect": dialect, "reason": "unsupported_rate"},
+                {
+                    "type": "captions_status",
+                    "state": "off",
+                    "dialect": dialect,
+                    "reason": "unsupported_rate",
+                },
             )
             return
         state.streams[speaker] = stream
@@ -127,7 +137,9 @@ class LiveCaptions:
             agent.conn.send(event)
         if speaker == "agent" and state.for_caller and call.caller is not None:
             if event["type"] == "caption":
-                call.caller.send({k: event[k] for k in ("type", "kind", "text", "speaker", "call_id")})
+                call.caller.send(
+                    {k: event[k] for k in ("type", "kind", "text", "speaker", "call_id")}
+                )
         if event["type"] == "caption" and event.get("kind") == "final":
             dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
             self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)

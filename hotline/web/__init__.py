@@ -30,9 +30,10 @@ def create_app(services: Services) -> Flask:
     app.config.update(SERVICES=services, MAX_CONTENT_LENGTH=MAX_BODY, JSON_AS_ASCII=False)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from hotline.web import agent, caller, site
+    from hotline.web import agent, caller, calls, site
 
     app.register_blueprint(site.bp)
+    app.register_blueprint(calls.bp)
     app.register_blueprint(caller.bp)
     app.register_blueprint(agent.bp)
     for name in ("hotline.web.family", "hotline.web.admin", "hotline.web.guidance"):
