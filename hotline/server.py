@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline import services as services_mod
+from hotline.asr.transcriber import CaptionEngine
 from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
 from hotline.db import transcripts as transcripts_db
-from hotline.asr.transcriber import CaptionEngine
 from hotline.guidance.live import LiveGuidance
 from hotline.live.captions import LiveCaptions
+from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
 from hotline.privacy import MaskingFilter
@@ -87,6 +88,16 @@ async def start(cfg: Config) -> Running:
     )
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
+    Monitoring(switchboard).attach(live)
+
+    def snapshot() -> dict[str, Any]:
+        snap = switchboard.snapshot()
+        snap["ws_connections"] = len(live.conns)
+        snap["ws_errors"] = live.errors
+        snap["caption_streams"] = captions.stats()
+        return snap
+
+    services._snapshot = snapshot
     for dialect in services.registry.dialects:
         if cfg.caption_warm and engine.available(dialect)[0]:
             engine.warm(dialect, cfg.caption_warm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hotline.asr.registry import Registry, load_registry
 from hotline.config import Config
@@ -29,6 +30,12 @@ class Services:
     prompts: Prompts
     guidance: Library
     ws_port: int = 0  # the websocket port actually bound (config may say 0)
+
+    def live_snapshot(self) -> dict:
+        """What is in flight right now (asked of the live side; callable from Flask threads)."""
+        return self.hub.ask_threadsafe(self._snapshot) if self._snapshot else {}
+
+    _snapshot: Any = None  # set by hotline.server.start: Switchboard.snapshot plus extras
 
     def dialect_names(self, lang: str) -> dict[str, str]:
         return {d.id: d.name(lang) for d in self.registry.dialects.values()}

@@ -74,11 +74,12 @@ class LiveGuidance:
         presence = self.sb.agents.get(call.agent_id or 0)
         if presence is not None:
             presence.conn.send(to_agent)
+        self.sb.hub.publish(f"monitor:{call.call_id}", {**to_agent, "call_id": call.call_id})
         if call.caller is not None:
             call.caller.send(to_caller)
 
     def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
         if event == "ended":
             self.sessions.pop(call.call_id, None)
-        elif event in ("answered", "resumed"):
+        elif event in ("answered", "resumed", "monitored"):
             self.publish(call)  # a reloaded page gets the current step back

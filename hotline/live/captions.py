@@ -135,6 +135,7 @@ class LiveCaptions:
         agent = self.sb.agents.get(call.agent_id or 0)
         if agent is not None:
             agent.conn.send(event)
+        self.sb.hub.publish(f"monitor:{call_id}", event)
         if speaker == "agent" and state.for_caller and call.caller is not None:
             if event["type"] == "caption":
                 call.caller.send(

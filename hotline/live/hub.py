@@ -104,6 +104,13 @@ class Hub:
             if not self._topics[topic]:
                 del self._topics[topic]
 
+    def unsubscribe_topic(self, topic: str, conn: Conn) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers is not None:
+            subscribers.discard(conn)
+            if not subscribers:
+                del self._topics[topic]
+
     def publish(self, topic: str, message: dict[str, Any]) -> int:
         """Send to every subscriber of `topic` (on the loop); returns how many."""
         conns = self._topics.get(topic, ())
@@ -120,6 +127,16 @@ class Hub:
         """Run `fn(*args)` on the loop, from any thread."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
+
+    def ask_threadsafe(self, fn: Any, *args: Any, timeout: float = 5.0) -> Any:
+        """Run `fn(*args)` on the loop from another thread and return its result."""
+        if self._loop is None or self._loop.is_closed():
+            raise RuntimeError("the live side is not running")
+
+        async def call() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     def subscribers(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))

@@ -168,6 +168,8 @@ class Switchboard:
         presence = Presence(agent=agent, conn=conn, idle_since=self.clock())
         self.agents[agent.id] = presence
         self.hub.subscribe("agents", conn)
+        if agent.role == "supervisor":
+            self.hub.subscribe("wallboard", conn)
         conn.send(self._agent_hello(presence))
         self._publish_line()
 
@@ -699,7 +701,42 @@ class Switchboard:
         }
 
     def _publish_line(self) -> None:
-        self.hub.publish("agents", {"type": "line", **self.line_summary()})
+        summary = {"type": "line", **self.line_summary()}
+        self.hub.publish("agents", summary)
+        self.hub.publish("wallboard", summary)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything in flight on this node, for the wallboard, metrics and monitoring."""
+        now = self.clock()
+        return {
+            "at": now,
+            "line": self.line_summary(),
+            "agents": [
+                {
+                    "id": p.agent.id,
+                    "name": p.agent.display_name,
+                    "role": p.agent.role,
+                    "dialects": list(p.agent.dialects),
+                    "status": p.status,
+                    "call_id": p.call_id,
+                    "idle_seconds": round(now - p.idle_since),
+                }
+                for p in self.agents.values()
+            ],
+            "calls": [
+                {
+                    "call_id": c.call_id,
+                    "state": c.state,
+                    "dialect": c.dialect,
+                    "elder": c.elder.name if c.elder else "",
+                    "agent_id": c.agent_id,
+                    "waited_seconds": round(now - c.arrived_at),
+                    "priority": c.priority,
+                }
+                for c in self.calls.values()
+            ],
+            "gateway_legs": self.gateway.open_legs,
+        }
 
     def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
         for listener in self.listeners:

@@ -1,0 +1,62 @@
+"""Supervisors watching a live call read-only: its captions and guidance state, audited.
+
+Captions and guidance publish every event of a call to the hub topic `monitor:<call_id>`
+as well; a supervisor's console subscribes to it with `monitor` and leaves with `unmonitor`.
+Listening in is not offered: the media plan keeps audio browser to browser, and adding a
+third media leg to a senior's call is not something to do quietly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hotline.db import audit
+from hotline.errors import Forbidden, NotFound
+from hotline.live.server import Context, LiveServer
+from hotline.live.switchboard import Switchboard
+
+CALL_ID: dict[str, tuple[type, bool, int]] = {"call_id": (str, True, 64)}
+
+
+def topic(call_id: str) -> str:
+    return f"monitor:{call_id}"
+
+
+class Monitoring:
+    def __init__(self, sb: Switchboard) -> None:
+        self.sb = sb
+        self.watching: dict[int, str] = {}  # conn id -> call id
+
+    def attach(self, live: LiveServer) -> None:
+        live.route("agent", "monitor", CALL_ID, self._monitor)
+        live.route("agent", "unmonitor", {}, self._unmonitor)
+
+    def _monitor(self, ctx: Context, msg: dict[str, Any]) -> None:
+        presence = self.sb.agents.get(ctx.agent_id or 0)
+        if presence is None or presence.agent.role != "supervisor":
+            raise Forbidden("only supervisors may monitor calls")
+        call = self.sb.calls.get(msg["call_id"])
+        if call is None:
+            raise NotFound("no such live call", code="no_call")
+        self._unmonitor(ctx, {})
+        self.sb.hub.subscribe(topic(call.call_id), ctx.conn)
+        self.watching[ctx.conn.id] = call.call_id
+        self.sb._store_later(
+            audit.record, f"agent:{ctx.agent_id}", "monitor_call", f"call:{call.call_id}"
+        )
+        ctx.conn.send(
+            {
+                "type": "monitoring",
+                "call_id": call.call_id,
+                "state": call.state,
+                "dialect": call.dialect,
+                "elder": call.elder.name if call.elder else "",
+                "agent_id": call.agent_id,
+            }
+        )
+        self.sb._notify("monitored", call)
+
+    def _unmonitor(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call_id = self.watching.pop(ctx.conn.id, None)
+        if call_id is not None:
+            self.sb.hub.unsubscribe_topic(topic(call_id), ctx.conn)
