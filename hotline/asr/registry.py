@@ -225,7 +225,8 @@ def _dialect(
     voice = spec.get("voice")
     if not isinstance(voice, str) or not _VOICE.match(voice):
         raise RegistryError(f"{at}: bad espeak-ng voice {voice!r} (e.g. sit/cmn-latn-pinyin, ko)")
-    lexicon_path, gloss = None, {}
+    lexicon_path: Path | None = None
+    gloss: dict[str, str] = {}
     if spec.get("lexicon"):
         lexicon_path, gloss = _lexicon(spec["lexicon"], base, at)
     own = _alerts(spec.get("alerts", {}), at)
