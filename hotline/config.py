@@ -95,6 +95,15 @@ class Config:
         10, "Family bookings accepted per client address per hour."
     )
     callback_open_per_phone: int = setting(3, "Open callback bookings allowed per elder phone.")
+    service_level_seconds: float = setting(
+        20.0, "Service level: share of calls answered within this many seconds (wallboard)."
+    )
+    service_level_fast_seconds: float = setting(
+        15.0, "Second, stricter service-level threshold shown on the wallboard."
+    )
+    service_level_target: float = setting(
+        0.8, "Service-level goal (0-1) drawn as the target line on the wallboard charts."
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
