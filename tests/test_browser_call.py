@@ -10,6 +10,7 @@ import pytest
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
+from tests.a11y import problems
 from tests.browser import REMOTE_ENERGY_JS, browser, make_wav, screenshot
 from tests.support import SLOW
 
@@ -82,9 +83,13 @@ def test_one_tap_call_in_two_browsers(server, tmp_path: Path) -> None:
         caller.wait_for_selector("#ended:not([hidden])", timeout=10_000 * SLOW)
         agent.wait_for_selector("#status[data-status=wrap_up]", timeout=10_000 * SLOW)
         screenshot(caller, "caller-ended-390")
+        assert problems(caller) == []
+        caller.click(".face[data-rating=good]")
+        caller.wait_for_selector("#rated:not([hidden])", timeout=10_000 * SLOW)
 
     row = calls_db.get(server.db, call_id)
     assert row is not None
     assert row["outcome"] == "completed" and row["ended_by"] == "caller"
     assert row["arrived_at"] <= row["rang_at"] <= row["answered_at"] <= row["ended_at"]
     assert row["talk_seconds"] > 0 and row["wait_seconds"] >= 0
+    assert row["rating"] == "good"

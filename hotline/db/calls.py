@@ -119,3 +119,15 @@ def close_interrupted(db: Database, at: float) -> int:
 def flag_fraud(db: Database, call_id: str) -> None:
     """Mark the call for follow-up: a fraud cue was heard (wrap-up then needs a follow-up)."""
     db.execute("UPDATE calls SET fraud_flag = 1 WHERE id = ?", (call_id,))
+
+
+RATINGS = ("good", "ok", "bad")
+
+
+def rate(db: Database, call_id: str, rating: str) -> bool:
+    """The caller's one-tap rating of an ended call (once); False if already rated."""
+    cur = db.execute(
+        "UPDATE calls SET rating = ? WHERE id = ? AND rating IS NULL AND ended_at IS NOT NULL",
+        (rating, call_id),
+    )
+    return cur.rowcount > 0

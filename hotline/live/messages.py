@@ -27,6 +27,7 @@ CALLER: dict[str, Spec] = {
     "hangup": {"reason": (str, False, 32)},
     "signal": _SIGNAL,
     "tap_offer": _TAP,
+    "rate": {"rating": (str, True, 8)},
     "ping": {},
 }
 AGENT: dict[str, Spec] = {

@@ -270,6 +270,9 @@ class LiveServer:
     async def _caller_tap_offer(self, ctx: Context, msg: dict[str, Any]) -> None:
         await self.sb.tap_offer(ctx.conn, msg["sdp"])
 
+    async def _caller_rate(self, ctx: Context, msg: dict[str, Any]) -> None:
+        await self.sb.rate(ctx.conn, msg["rating"])
+
     def _caller_ping(self, ctx: Context, msg: dict[str, Any]) -> None:
         ctx.conn.send({"type": "pong"})
 

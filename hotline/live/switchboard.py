@@ -376,6 +376,16 @@ class Switchboard:
         outcome = "completed" if call.state in (CONNECTED, HELD) else "abandoned"
         await self.end_call(call, outcome=outcome, by="caller")
 
+    async def rate(self, conn: Conn, rating: str) -> None:
+        """The caller rates the call that just ended on this page (optional, once)."""
+        if rating not in calls_db.RATINGS:
+            raise BadMessage("rating must be good, ok or bad", code="bad_field")
+        if not conn.last_call_id:
+            raise NotFound("no ended call to rate", code="no_call")
+        if not await self._store(calls_db.rate, conn.last_call_id, rating):
+            raise Conflict("this call was already rated", code="already_rated")
+        conn.send({"type": "rated", "call_id": conn.last_call_id, "rating": rating})
+
     # ----------------------------------------------------------------- ringing
     def _route(self) -> None:
         now = self.clock()
@@ -560,6 +570,7 @@ class Switchboard:
             call.caller.send(
                 {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
             )
+            call.caller.last_call_id = call.call_id
         if prior_agent is not None:
             self._send_agent(
                 prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}

@@ -35,6 +35,7 @@ def _caller_page(
             "connected": p.url(lang, dialect, "caller.say_connected"),
             "requeued": p.url(lang, dialect, "caller.say_requeued"),
             "ended": p.url(lang, dialect, "caller.say_ended"),
+            "rate": p.url(lang, dialect, "caller.say_rate"),
             "next": p.url(lang, dialect, "caller.say_next"),
         },
     }

@@ -140,13 +140,21 @@ async function handle(msg) {
       saveRejoin("");
       state.callId = null;
       show("ended");
+      $("rating").hidden = !["completed", "caller_dropped"].includes(msg.reason);
+      $("rated").hidden = true;
+      document.querySelectorAll(".face").forEach((b) => { b.disabled = false; b.setAttribute("aria-pressed", "false"); });
       say(boot.prompts.ended);
+      if (!$("rating").hidden) $("prompt").addEventListener("ended", () => say(boot.prompts.rate), { once: true });
       document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "server_restarting":
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
       break;
     case "guide_state": showGuide(msg.view); break;
+    case "rated":
+      $("rating").hidden = true;
+      $("rated").hidden = false;
+      break;
     case "captions_config":
       state.captions = msg.for_caller;
       $("captions-toggle").hidden = false;
@@ -190,6 +198,11 @@ function showGuide(view) {
 }
 
 $("call").addEventListener("click", startCall);
+document.querySelectorAll(".face").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll(".face").forEach((x) => { x.disabled = true; });
+  b.setAttribute("aria-pressed", "true");
+  live.send({ type: "rate", rating: b.dataset.rating });
+}));
 $("captions-toggle").addEventListener("click", () => live.send({ type: "captions", on: !state.captions }));
 $("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
 $("cancel").addEventListener("click", () => live.send({ type: "hangup", reason: "cancel" }));
