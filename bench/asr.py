@@ -157,13 +157,16 @@ async def run_concurrent(engine: CaptionEngine, scripts: list[Script]) -> dict[s
         "final_p50": pct(final, 50),
         "final_p95": pct(final, 95),
         "rtf_mean": statistics.fmean(r["stats"]["rtf"] for r in results),
+        # CPU of the decoding threads per second of call audio: independent of other load.
+        "cpu_per_call_second": sum(r["stats"]["cpu_seconds"] for r in results)
+        / sum(len(s.pcm) / 2 / RATE for s in scripts),
         "gated_share": sum(r["stats"]["chunks_gated"] for r in results)
         / max(1, sum(r["stats"]["chunks_in"] for r in results)),
     }
 
 
-async def single_stream(engine: CaptionEngine, script: Script) -> tuple[float, str]:
-    """Feed one script as fast as the engine goes; returns (rtf, caption text)."""
+async def single_stream(engine: CaptionEngine, script: Script) -> tuple[float, str, float]:
+    """Feed one script as fast as the engine goes; returns (rtf, caption text, CPU rtf)."""
     loop = asyncio.get_running_loop()
     finals: list[str] = []
     stream = engine.open(
@@ -178,7 +181,8 @@ async def single_stream(engine: CaptionEngine, script: Script) -> tuple[float, s
             await asyncio.sleep(0.005)
     await stream.aclose()
     elapsed = time.perf_counter() - t
-    return elapsed / (len(script.pcm) / 2 / RATE), " ".join(finals)
+    audio = len(script.pcm) / 2 / RATE
+    return elapsed / audio, " ".join(finals), stream.stats["cpu_seconds"] / audio
 
 
 def main() -> int:
@@ -202,11 +206,15 @@ def main() -> int:
     try:
         engine.warm("ko", 1).result()
         fid_script = make_script(sentences, min(seconds, 20.0), seed=99)
-        rtf, text = asyncio.run(single_stream(engine, fid_script))
+        rtf, text, cpu_rtf = asyncio.run(single_stream(engine, fid_script))
         wav = write_pcm(tmp / "fidelity.wav", fid_script.pcm)
         direct = file_decode_text(wav, deterministic_model(str(tmp / "rt")))
         fidelity = word_similarity(direct, text)
-        print(f"single stream: rtf {rtf:.3f} over {len(fid_script.pcm) / 2 / RATE:.1f} s")
+        print(
+            f"single stream: rtf {rtf:.3f} over {len(fid_script.pcm) / 2 / RATE:.1f} s; "
+            f"decoding CPU {cpu_rtf:.3f} s per audio second (silence gated), "
+            f"=> ~{2 / max(cpu_rtf, 1e-9):.1f} such streams on 2 idle cores"
+        )
         print(f"fidelity (engine vs direct file decode): {fidelity:.3f}")
         sustained, chosen, first = 0, None, None
         for n in levels:
@@ -227,6 +235,8 @@ def main() -> int:
                 f"{r['partial_p95']:.0f} ms final p50/p95={r['final_p50']:.0f}/"
                 f"{r['final_p95']:.0f} ms missing_finals={r['missing_finals']}/"
                 f"{r['utterances']} rtf={r['rtf_mean']:.2f} gated={r['gated_share']:.0%} "
+                f"cpu/call-second={r['cpu_per_call_second']:.3f} "
+                f"(=> ~{2 / max(r['cpu_per_call_second'], 1e-9):.1f} calls on 2 idle cores) "
                 f"-> {'OK' if ok else 'over target'}"
             )
             if ok:

@@ -362,7 +362,7 @@ class CaptionStream:
         self._retry_at = 0.0
         self._stats = {
             "chunks_in": 0, "chunks_fed": 0, "chunks_gated": 0, "dropped": 0, "partials": 0,
-            "finals": 0, "errors": 0, "decode_seconds": 0.0,
+            "finals": 0, "errors": 0, "decode_seconds": 0.0, "cpu_seconds": 0.0,
         }  # fmt: skip
 
     # --- loop-thread API -------------------------------------------------------------
@@ -415,13 +415,14 @@ class CaptionStream:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: chunks in/fed/gated/dropped, partials, finals, errors, backlog, rtf."""
+        """Counters: chunks in/fed/gated/dropped, partials, finals, errors, backlog, rtf, CPU."""
         with self._lock:
             out: dict[str, Any] = dict(self._stats)
             out["backlog_seconds"] = round(self._audio_queued * CHUNK_SECONDS, 2)
         fed = out["chunks_fed"] * CHUNK_SECONDS
         out["rtf"] = round(out["decode_seconds"] / fed, 3) if fed else 0.0
         out["decode_seconds"] = round(out["decode_seconds"], 3)
+        out["cpu_seconds"] = round(out["cpu_seconds"], 3)
         return out
 
     # --- internals ------------------------------------------------------------------
@@ -532,9 +533,10 @@ class CaptionStream:
         rec = self._rec
         for at, pcm in to_feed:
             self._timeline.fed(rec.fed_samples, at, len(pcm) // 2)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             endpoint = rec.accept(pcm)
             self._stats["decode_seconds"] += time.perf_counter() - t0
+            self._stats["cpu_seconds"] += time.thread_time() - c0
             self._stats["chunks_fed"] += 1
             self._open_utterance = True
             if endpoint:
