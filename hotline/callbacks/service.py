@@ -481,7 +481,7 @@ class CallbackService:
         if not to:
             return
         if "@" in to:
-            files = ()
+            files: tuple[Attachment, ...] = ()
             if with_ics:
                 data = self.ics(booking).encode()
                 files = (Attachment(f"callback-{booking.code}.ics", data, "text", "calendar"),)

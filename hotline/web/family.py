@@ -131,7 +131,7 @@ def book() -> Any:
     """Commit a booking, then show it; a repeated submit shows the same booking."""
     s = services()
     svc = callback_service()
-    values = {k: request.form.get(k, "") for k in request.form if k != "slot"}
+    values: dict[str, Any] = {k: request.form.get(k, "") for k in request.form if k != "slot"}
     values["slots"] = request.form.getlist("slot")
     try:
         req = parse_form(
