@@ -118,3 +118,29 @@ def recent_login_failures(
         "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)
     )[0]
     return by_user, by_addr
+
+
+def update(
+    db: Database,
+    agent_id: int,
+    *,
+    display_name: str | None = None,
+    dialects: list[str] | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> bool:
+    """Change the given fields of an agent; False if there is no such agent."""
+    values: dict[str, object] = {}
+    if display_name is not None:
+        values["display_name"] = display_name
+    if dialects is not None:
+        values["dialects"] = ",".join(dialects)
+    if role is not None:
+        values["role"] = role
+    if disabled is not None:
+        values["disabled"] = int(disabled)
+    if not values:
+        return get(db, agent_id) is not None
+    sets = ", ".join(f"{k} = ?" for k in values)  # keys are the fixed names above
+    cur = db.execute(f"UPDATE agents SET {sets} WHERE id = ?", (*values.values(), agent_id))
+    return cur.rowcount > 0
