@@ -1,7 +1,8 @@
 """Routing with no IVR: which waiting caller rings which agent.
 
 Pure code. The longest-idle available agent who speaks the caller's dialect is rung first;
-once a caller has waited the overflow time, any available agent will do. Callers are served
+once a caller has waited the overflow time, any available agent will do. An agent who passed
+a caller on is skipped for that caller, unless after the overflow time nobody else is left. Callers are served
 in line order, so nobody is overtaken by a later caller of the same dialect.
 """
 
@@ -31,10 +32,15 @@ def pick_agent(
     waiter: Waiter, agents: list[AgentState], now: float, overflow_seconds: float
 ) -> AgentState | None:
     """The agent to ring for this caller, or None."""
-    free = [a for a in agents if a.status == AVAILABLE and a.agent_id not in waiter.declined_by]
+    available = [a for a in agents if a.status == AVAILABLE]
+    overflowed = now - waiter.arrived_at >= overflow_seconds
+    free = [a for a in available if a.agent_id not in waiter.declined_by]
     speakers = [a for a in free if waiter.dialect in a.dialects]
-    if not speakers and now - waiter.arrived_at >= overflow_seconds:
+    if not speakers and overflowed:
         speakers = free
+    if not speakers and overflowed:
+        # Everyone left has passed this caller on: ask again rather than let them starve.
+        speakers = [a for a in available if waiter.dialect in a.dialects] or available
     if not speakers:
         return None
     return min(speakers, key=lambda a: (a.idle_since, a.agent_id))

@@ -494,11 +494,6 @@ def test_second_tab_replaces_the_first(server: ServerThread) -> None:
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: the 'replaced' error is never delivered: Conn.close() cancels the writer task "
-    "with the message still queued (live/hub.py close; switchboard caller_rejoin/agent_connected)",
-    strict=True,
-)
 def test_replaced_tab_is_told_why(server: ServerThread) -> None:
     link = add_link(server)
     agent_id = add_agent(server)
@@ -609,12 +604,7 @@ def test_accepting_unknown_call_is_a_typed_error(server: ServerThread) -> None:
     run(scenario())
 
 
-# ----------------------------------------------------------------- known bugs
-@pytest.mark.xfail(
-    reason="BUG: caller dropping while ringing frees the agent but nothing re-routes the line "
-    "(switchboard.caller_disconnected never calls _route)",
-    strict=True,
-)
+# ----------------------------------------------------------------- regressions and known bugs
 def test_caller_drop_while_ringing_rings_next_caller(server: ServerThread) -> None:
     agent_id = add_agent(server)
 
@@ -633,10 +623,6 @@ def test_caller_drop_while_ringing_rings_next_caller(server: ServerThread) -> No
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: a waiting caller who rejoins is not routed (caller_rejoin never calls _route)",
-    strict=True,
-)
 def test_rejoined_waiting_caller_is_rung_by_free_agent(server: ServerThread) -> None:
     agent_id = add_agent(server)
 
@@ -654,11 +640,6 @@ def test_rejoined_waiting_caller_is_rung_by_free_agent(server: ServerThread) -> 
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: a rejoin secret used with another elder's link still takes over the call "
-    "(live/server.py _open_caller checks the elder only after sb.caller_rejoin reattached it)",
-    strict=True,
-)
 def test_rejoin_secret_only_works_with_its_own_link(server: ServerThread) -> None:
     own, other = add_link(server), add_link(server)
 
@@ -681,11 +662,6 @@ def test_rejoin_secret_only_works_with_its_own_link(server: ServerThread) -> Non
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: an agent whose ring timed out is never rung again for that caller, even after "
-    "coming back available; with one agent of the dialect the caller starves",
-    strict=True,
-)
 def test_agent_back_from_missed_ring_serves_the_caller(ring_server: ServerThread) -> None:
     server = ring_server
     agent_id = add_agent(server)

@@ -17,6 +17,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+_background: set[asyncio.Task[None]] = set()  # strong refs to close_soon tasks
 
 
 class Conn:
@@ -69,6 +70,13 @@ class Conn:
             self._writer.cancel()
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+
+    def close_soon(self, code: int = 1000, reason: str = "") -> None:
+        """Close after what is already queued has been sent (e.g. a final error message)."""
+        if not self.closed:
+            task = asyncio.get_running_loop().create_task(self.flush_and_close(code, reason))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     async def flush_and_close(
         self, code: int = 1000, reason: str = "", timeout: float = 2.0

@@ -163,7 +163,7 @@ class Switchboard:
         old = self.agents.get(agent.id)
         if old is not None and old.conn is not conn:
             old.conn.send({"type": "error", "code": "replaced", "detail": "signed in elsewhere"})
-            old.conn.close(code=4000, reason="replaced")
+            old.conn.close_soon(code=4000, reason="replaced")
             await self._agent_gone(agent.id, old.conn)
         presence = Presence(agent=agent, conn=conn, idle_since=self.clock())
         self.agents[agent.id] = presence
@@ -270,7 +270,7 @@ class Switchboard:
             return None
         if call.caller is not None and call.caller is not conn:
             call.caller.send({"type": "error", "code": "replaced", "detail": "opened elsewhere"})
-            call.caller.close(code=4000, reason="replaced")
+            call.caller.close_soon(code=4000, reason="replaced")
         call.caller = conn
         call.caller_gone_at = None
         if call.gone_timer is not None:
@@ -349,6 +349,7 @@ class Switchboard:
             await self.gateway.close_leg(call.call_id, "caller")
         elif call.state == RINGING:
             self._cancel_ring(call, declined=False)
+            self._route()  # the agent is free again for the next caller
         self._caller_gone(call)
 
     def _caller_gone(self, call: LiveCall) -> None:
@@ -443,7 +444,8 @@ class Switchboard:
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             return
         self._store_later(calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id})
-        self._cancel_ring(call, declined=True)
+        # Not a decline: the silent agent is set away, and rung again once back.
+        self._cancel_ring(call, declined=False)
         presence = self.agents.get(agent_id)
         if presence is not None:
             presence.call_id = None
