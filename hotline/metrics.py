@@ -19,6 +19,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.utils import floatToGoString
 
 from hotline.db import reports as reports_db
 
@@ -179,7 +180,7 @@ def _histogram(
     name: str, help_text: str, bounds: tuple[float, ...], data: tuple[list[int], int, float]
 ) -> HistogramMetricFamily:
     cumulative, count, total = data
-    buckets = [(f"{b:g}", n) for b, n in zip(bounds, cumulative, strict=True)]
+    buckets = [(floatToGoString(b), n) for b, n in zip(bounds, cumulative, strict=True)]
     buckets.append(("+Inf", count))
     return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=total)
 
