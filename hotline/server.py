@@ -20,6 +20,8 @@ from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
 from hotline.db import transcripts as transcripts_db
 from hotline.guidance.live import LiveGuidance
+from hotline.callbacks.service import CallbackService
+from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
@@ -89,6 +91,13 @@ async def start(cfg: Config) -> Running:
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
     Monitoring(switchboard).attach(live)
+    callbacks = LiveCallbacks(
+        switchboard,
+        CallbackService(services.db, cfg, signer=services.signer),
+        services.prompts,
+    )
+    callbacks.attach(live)
+    await callbacks.requeue_fired()
 
     def snapshot() -> dict[str, Any]:
         snap = switchboard.snapshot()
@@ -108,7 +117,7 @@ async def start(cfg: Config) -> Running:
     http_port = http.effective_port
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()
-    ticker = asyncio.get_running_loop().create_task(_tick(switchboard, services))
+    ticker = asyncio.get_running_loop().create_task(_tick(switchboard, services, callbacks))
     log.info(
         "hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port
     )
@@ -126,12 +135,17 @@ def _ice_for_browsers(cfg: Config) -> list[dict[str, Any]]:
     return servers
 
 
-async def _tick(switchboard: Switchboard, services: services_mod.Services) -> None:
-    """Once a second: tap levels to consoles. Once an hour: enforce transcript retention."""
+async def _tick(
+    switchboard: Switchboard, services: services_mod.Services, callbacks: LiveCallbacks
+) -> None:
+    """Once a second: tap levels to consoles. Every 5 s: due callbacks into the line.
+    Once an hour: enforce transcript retention."""
     seconds = 0
     while True:
         try:
             switchboard.levels()
+            if seconds % 5 == 0 and not switchboard.closing:
+                await callbacks.poll()
             if seconds % 3600 == 0:
                 purged = await asyncio.to_thread(
                     transcripts_db.purge_older_than,

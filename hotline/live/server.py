@@ -174,6 +174,7 @@ class LiveServer:
                 if role == "agent" and ctx.agent_id is not None:
                     await self.sb.agent_disconnected(ctx.agent_id, conn)
                 elif role == "caller":
+                    self.sb.page_closed(conn)
                     await self.sb.caller_disconnected(conn)
             except Exception:
                 log.exception("connection %s: cleanup failed", conn.id)
@@ -214,9 +215,11 @@ class LiveServer:
                 "call_id": call.call_id if call else None,
                 "state": call.state if call else "idle",
                 "auto_start": auto_start,
+                "callback_requested": bool(call and call.callback_requested),
             }
         )
         ctx.conn.elder = elder
+        self.sb.page_opened(ctx.conn)
         if call is not None:
             self.sb.resume(call)
         return True

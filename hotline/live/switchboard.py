@@ -34,6 +34,7 @@ from hotline.tokens import digest, new_secret
 log = logging.getLogger(__name__)
 
 WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
+CALLING_ELDER = "calling_elder"  # a callback: the agent took it, the elder's page is ringing
 
 
 @dataclass
@@ -52,7 +53,14 @@ class LiveCall:
     ring_timer: asyncio.TimerHandle | None = None
     gone_timer: asyncio.TimerHandle | None = None
     last_queue_msg: tuple[int, int] | None = None
-    callback_requested: bool = False
+    callback_requested: bool = False  # a waiting caller asked to be called back (keeps place)
+    kind: str = "inbound"  # or "callback": a booked callback entering the line at its time
+    booking_id: int | None = None
+
+    @property
+    def unattended(self) -> bool:
+        """Whether the elder must be called (back) rather than being on the line already."""
+        return self.kind == "callback" or self.callback_requested
 
 
 @dataclass
@@ -92,6 +100,7 @@ class Switchboard:
         self._positions_scheduled = False
         self._overflow_timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
 
@@ -128,6 +137,8 @@ class Switchboard:
                 elder=elder,
                 priority=row["priority"],
             )
+            events = await self._store(calls_db.events, call.call_id)
+            call.callback_requested = any(e["kind"] == "callback_requested" for e in events)
             self.calls[call.call_id] = call
             self._by_rejoin[call.rejoin_hash] = call.call_id
             self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
@@ -368,7 +379,7 @@ class Switchboard:
         if call.callback_requested:
             return  # stays in line; the callbacks domain takes it when its turn comes
         outcome = "caller_dropped" if call.state == HELD else "abandoned"
-        await self.end_call(call, outcome=outcome, by="caller")
+        await self.end_call(call, outcome=outcome, by="network")
 
     async def caller_hangup(self, conn: Conn) -> None:
         call = self.calls.get(conn.subject or "")
@@ -376,6 +387,36 @@ class Switchboard:
             raise NotFound("no call to hang up", code="no_call")
         outcome = "completed" if call.state in (CONNECTED, HELD) else "abandoned"
         await self.end_call(call, outcome=outcome, by="caller")
+
+    def request_callback(self, conn: Conn) -> LiveCall:
+        """A waiting caller would rather be called back: they keep their place in line."""
+        call = self.calls.get(conn.subject or "")
+        if call is None or call.caller is not conn or call.state not in (WAITING, RINGING):
+            raise Conflict("only a waiting caller can ask for a callback", code="not_waiting")
+        call.callback_requested = True
+        self._store_later(calls_db.event, call.call_id, "callback_requested", {})
+        self._notify("callback_requested", call)
+        return call
+
+    def enqueue_callback(self, call: LiveCall) -> None:
+        """A booked callback falls due: it waits in line as a priority task."""
+        self.calls[call.call_id] = call
+        self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
+        self._notify("arrived", call)
+        self._route()
+        self._schedule_positions()
+        self._publish_line()
+
+    def take_directly(self, call: LiveCall, presence: Presence) -> None:
+        """An agent starts a callback from their list: no line, no ring."""
+        if presence.status == routing.WRAP_UP:
+            presence.call_id = None
+        self.calls[call.call_id] = call
+        call.agent_id = presence.agent.id
+        call.state = CALLING_ELDER
+        presence.call_id = call.call_id
+        self._set_agent_status(presence, routing.IN_CALL)
+        self._notify("callback_taken", call)
 
     async def rate(self, conn: Conn, rating: str) -> None:
         """The caller rates the call that just ended on this page (optional, once)."""
@@ -401,7 +442,9 @@ class Switchboard:
 
     def _routable(self, call_id: str) -> bool:
         call = self.calls.get(call_id)
-        return call is not None and call.state == WAITING and call.caller is not None
+        if call is None or call.state != WAITING:
+            return False
+        return call.caller is not None or call.unattended
 
     def _arm_overflow(self, waiters: list[line_mod.Waiter], now: float) -> None:
         if self._overflow_timer is not None:
@@ -430,7 +473,7 @@ class Switchboard:
                 "dialect": call.dialect,
                 "waited_seconds": round(now - call.arrived_at, 1),
                 "timeout_seconds": self.cfg.ring_timeout_seconds,
-                "kind": "callback" if call.callback_requested else "inbound",
+                "kind": "callback" if call.unattended else "inbound",
             }
         )
         self._store_later(calls_db.rang, call.call_id, presence.agent.id, now)
@@ -498,10 +541,47 @@ class Switchboard:
         call.state = CONNECTED
         presence.call_id = call_id
         self._set_agent_status(presence, routing.IN_CALL)
+        self._schedule_positions()
+        if call.unattended:
+            # The agent calls the elder back: the callbacks domain rings their page or
+            # hands the agent the number to dial (see hotline/live/callbacks.py).
+            call.state = CALLING_ELDER
+            self._notify("callback_taken", call)
+            return
         self._store_later(calls_db.answered, call_id, agent_id, now)
         self._connect_parties(call)
         self._notify("answered", call)
-        self._schedule_positions()
+
+    def elder_answered(self, call: LiveCall, page: Conn) -> None:
+        """The elder answered a callback on their page: connect them with the agent."""
+        if call.state != CALLING_ELDER:
+            raise Conflict("this callback is not ringing", code="not_ringing")
+        call.caller = page
+        page.subject = call.call_id
+        call.state = CONNECTED
+        self._store_later(calls_db.answered, call.call_id, call.agent_id or 0, self.clock())
+        self._connect_parties(call)
+        self._notify("answered", call)
+
+    def page_opened(self, conn: Conn) -> None:
+        if conn.elder is not None:
+            self.pages.setdefault(conn.elder.id, set()).add(conn)
+
+    def page_closed(self, conn: Conn) -> None:
+        if conn.elder is not None:
+            pages = self.pages.get(conn.elder.id)
+            if pages is not None:
+                pages.discard(conn)
+                if not pages:
+                    del self.pages[conn.elder.id]
+
+    def idle_page(self, elder_id: int) -> Conn | None:
+        """An open page of the elder's that is not in a call (their tablet's 'home screen')."""
+        for conn in self.pages.get(elder_id, ()):
+            call = self.calls.get(conn.subject or "")
+            if call is None or call.state == ENDED:
+                return conn
+        return None
 
     def _connect_parties(self, call: LiveCall, rejoined: bool = False) -> None:
         presence = self.agents.get(call.agent_id or 0)
@@ -533,9 +613,13 @@ class Switchboard:
 
     async def agent_hangup(self, agent_id: int, call_id: str) -> None:
         call = self.calls.get(call_id)
-        if call is None or call.agent_id != agent_id or call.state not in (CONNECTED, HELD):
+        if call is None or call.agent_id != agent_id:
             raise NotFound("no such call of yours", code="no_call")
-        outcome = "completed" if call.state == CONNECTED else "caller_dropped"
+        if call.state not in (CONNECTED, HELD, CALLING_ELDER):
+            raise NotFound("no such call of yours", code="no_call")
+        outcome = {CONNECTED: "completed", HELD: "caller_dropped"}.get(
+            call.state, "callback_no_answer"
+        )
         await self.end_call(call, outcome=outcome, by="agent")
 
     async def _requeue(self, call: LiveCall, reason: str) -> None:
@@ -554,7 +638,7 @@ class Switchboard:
         self._schedule_positions()
 
     async def end_call(self, call: LiveCall, *, outcome: str, by: str) -> None:
-        """End a call once: tell both parties, free the agent, record it."""
+        """End a call once: record it, tell both parties, free the agent."""
         if call.state == ENDED:
             return
         was_ringing = call.state == RINGING
@@ -568,6 +652,8 @@ class Switchboard:
         self.line.remove(call.call_id)
         self._by_rejoin.pop(call.rejoin_hash, None)
         now = self.clock()
+        # Recorded first, then told: whoever hears "ended" can rely on the stored call.
+        await self._store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
         if call.caller is not None:
             call.caller.send(
                 {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
@@ -581,7 +667,6 @@ class Switchboard:
             if presence is not None and presence.call_id == call.call_id:
                 self._set_agent_status(presence, routing.WRAP_UP)
         await self.gateway.close_call(call.call_id)
-        await self._store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
         row = await self._store(calls_db.get, call.call_id)
         if row and row.get("talk_seconds"):
             self._handle_seconds = ([float(row["talk_seconds"])] + self._handle_seconds)[:50]

@@ -37,7 +37,11 @@ def console() -> Any:
             "role": g.agent.role,
         },
         "dialects": s.dialect_names(g.lang),
-        "strings": subset(g.lang, ("agent.", "status.", "reason.", "guidance.", "captions.")),
+        "strings": subset(
+            g.lang,
+            ("agent.", "status.", "reason.", "guidance.", "captions.", "callbacks.", "wrapup."),
+        ),
+        "topic_strings": subset(g.lang, ("family.topic.",)),
     }
     return render_template("agent.html", boot=boot)
 

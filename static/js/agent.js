@@ -2,6 +2,8 @@
 import { Live, wsBase, fmt } from "./live.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
+import { mountCallbacksPanel } from "./callbacks-panel.js";
+import { mountWrapup } from "./wrapup.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -106,8 +108,17 @@ async function handle(msg) {
       $("call-title").textContent = fmt(S["agent.caller_away"], { seconds: Math.round(msg.rejoin_seconds) });
       if (state.peer) { state.peer.close(); state.peer = null; }
       break;
+    case "calling_elder":
+      $("callback-note").hidden = false;
+      $("callback-note").textContent = fmt(S[msg.page_open ? "agent.calling_page" : "agent.call_by_phone"], { elder: msg.elder || S["agent.anonymous"] });
+      $("hangup").disabled = false;
+      state.call = { call_id: msg.call_id };
+      callbacks.refresh();
+      break;
     case "ended":
       stopRingTone(); $("ring").hidden = true;
+      if (msg.reason !== "callback_by_phone") $("callback-note").hidden = true;
+      showWrapup(msg);
       $("caption-dialect").disabled = true; $("caller-captions").disabled = true;
       endMedia();
       $("call-title").textContent = fmt(S["agent.ended"], { reason: S[`reason.${msg.reason}`] || msg.reason });
@@ -213,6 +224,7 @@ function showCaption(msg) {
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 function showAlert(alert) {
+  if (alert.category === "fraud") state.fraud = true;
   const banner = $("alert-banner");
   banner.textContent = fmt(S[`agent.alert_${alert.category}`] || "⚠ {phrase}", { phrase: alert.phrase });
   banner.className = `alert-banner ${alert.category}`;
@@ -223,6 +235,22 @@ const capSel = $("caption-dialect");
 for (const [id, name] of Object.entries(boot.dialects)) { const o = document.createElement("option"); o.value = id; o.textContent = name; capSel.append(o); }
 capSel.addEventListener("change", () => live.send({ type: "caption_dialect", dialect: capSel.value }));
 $("caller-captions").addEventListener("change", (ev) => live.send({ type: "caller_captions", on: ev.target.checked }));
+
+// Callbacks list (claim, show number, start, record the attempt) and the wrap-up form.
+const callbacks = mountCallbacksPanel($("callbacks"), {
+  csrf: boot.csrf, strings: S,
+  onStart: (booking) => live.send({ type: "start_callback", booking_id: booking.id }),
+});
+let wrapup = null;
+function showWrapup(msg) {
+  if (wrapup) wrapup.close();
+  wrapup = null;
+  if (["callback_by_phone", "callback_no_answer", "abandoned"].includes(msg.reason)) return;
+  wrapup = mountWrapup($("wrapup"), {
+    csrf: boot.csrf, strings: { ...S, ...boot.topic_strings }, callId: msg.call_id, fraud: Boolean(state.fraud),
+    onSaved: () => { if (wrapup) wrapup.close(); wrapup = null; state.fraud = false; },
+  });
+}
 
 const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), strings: S, lang: boot.lang });
 state.guidance = guidance;

@@ -14,7 +14,7 @@ window.hotline = state; // for tests and debugging
 function show(screen) {
   state.screen = screen;
   $("app").dataset.state = screen;
-  for (const id of ["idle", "waiting", "incall", "ended"]) $(id).hidden = id !== screen;
+  for (const id of ["idle", "waiting", "callback-ring", "incall", "ended"]) $(id).hidden = id !== screen;
 }
 
 function say(url) {
@@ -85,7 +85,8 @@ function showQueue(msg) {
   $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
   const minutes = Math.max(1, Math.round(msg.eta_seconds / 60));
   $("eta").textContent = msg.eta_seconds < 45 ? S["caller.eta_soon"] : fmt(S["caller.eta"], { minutes });
-  if (msg.say && msg.say !== state.lastSay) say(msg.say);
+  if (msg.say && msg.say !== state.lastSay && !state.callbackBooked) say(msg.say);
+  $("callback-offer").hidden = !msg.offer_callback || state.callbackBooked;
   document.dispatchEvent(new CustomEvent("hotline:queue", { detail: msg }));
 }
 
@@ -115,7 +116,7 @@ function closeMedia(stopLocal) {
 async function handle(msg) {
   switch (msg.type) {
     case "hello":
-      if (msg.rejoined) { state.callId = msg.call_id; if (msg.state !== "connected" && msg.state !== "held") show("waiting"); }
+      if (msg.rejoined) { state.callId = msg.call_id; state.callbackBooked = msg.callback_requested; $("callback-booked").hidden = !msg.callback_requested; if (msg.state !== "connected" && msg.state !== "held") show("waiting"); }
       else { saveRejoin(""); if (state.screen !== "ended") show("idle"); if (boot.auto_start && state.screen === "idle" && !state.autoStarted) { state.autoStarted = true; startCall(); } }
       break;
     case "queued":
@@ -124,7 +125,7 @@ async function handle(msg) {
       show("waiting");
       break;
     case "queue": showQueue(msg); break;
-    case "connected": await connectMedia(msg); break;
+    case "connected": stopRing(); await connectMedia(msg); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
@@ -151,6 +152,24 @@ async function handle(msg) {
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
       break;
     case "guide_state": showGuide(msg.view); break;
+    case "callback_booked":
+      state.callbackBooked = true;
+      $("callback-offer").hidden = true;
+      $("callback-booked").hidden = false;
+      say(msg.say);
+      break;
+    case "incoming_callback":
+      state.callId = msg.call_id;
+      show("callback-ring");
+      $("callback-agent").textContent = msg.agent_name ? fmt(S["caller.connected"], { agent: msg.agent_name }) : "";
+      startRing();
+      say(msg.say);
+      break;
+    case "callback_cancelled":
+      stopRing();
+      show("idle");
+      $("idle-note").textContent = S["caller.callback_missed"];
+      break;
     case "rated":
       $("rating").hidden = true;
       $("rated").hidden = false;
@@ -176,6 +195,21 @@ async function handle(msg) {
 }
 state.send = (m) => live.send(m);
 
+// A ringtone for an incoming callback (WebAudio: no file to fetch, works offline).
+let ring = null;
+function startRing() {
+  stopRing();
+  try {
+    const ctx = new AudioContext();
+    const gain = ctx.createGain(); gain.gain.value = 0; gain.connect(ctx.destination);
+    const osc = ctx.createOscillator(); osc.frequency.value = 740; osc.connect(gain); osc.start();
+    let on = false;
+    const timer = setInterval(() => { on = !on; gain.gain.value = on ? 0.15 : 0; }, 600);
+    ring = () => { clearInterval(timer); osc.stop(); ctx.close(); };
+  } catch (e) { ring = null; }
+}
+function stopRing() { if (ring) ring(); ring = null; }
+
 // Guidance: a step takes over the screen above the video; the video shrinks while it shows.
 let guide = null;
 function answerGuide(answer) {
@@ -198,6 +232,12 @@ function showGuide(view) {
 }
 
 $("call").addEventListener("click", startCall);
+$("callback").addEventListener("click", () => { $("callback").disabled = true; live.send({ type: "callback_request" }); });
+$("answer").addEventListener("click", async () => {
+  stopRing();
+  try { await ensureMedia(); } catch (e) { $("idle-note").textContent = S["caller.mic_denied"]; }
+  live.send({ type: "answer_callback", call_id: state.callId });
+});
 document.querySelectorAll(".face").forEach((b) => b.addEventListener("click", () => {
   document.querySelectorAll(".face").forEach((x) => { x.disabled = true; });
   b.setAttribute("aria-pressed", "true");
