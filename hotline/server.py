@@ -16,11 +16,11 @@ from typing import Any
 
 from hotline import services as services_mod
 from hotline.asr.transcriber import CaptionEngine
+from hotline.callbacks.service import CallbackService
 from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
 from hotline.db import transcripts as transcripts_db
 from hotline.guidance.live import LiveGuidance
-from hotline.callbacks.service import CallbackService
 from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
 from hotline.live.monitor import Monitoring

@@ -10,8 +10,8 @@ import pytest
 
 from hotline.callbacks.service import CallbackService
 from hotline.db import agents as agents_db
-from hotline.db import calls as calls_db
 from hotline.db import callbacks as callbacks_db
+from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from tests.support import Client, ServerThread, test_config
 
