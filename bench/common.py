@@ -162,6 +162,7 @@ class Peer:
         self.ws = ws
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.errors: list[dict[str, Any]] = []
+        self.kinds: list[str] = []  # every message type received, in order (for diagnostics)
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -172,6 +173,7 @@ class Peer:
         with contextlib.suppress(Exception):
             async for raw in self.ws:
                 msg = json.loads(raw)
+                self.kinds.append(str(msg.get("type")))
                 if msg.get("type") == "error":
                     self.errors.append(msg)
                 self.inbox.put_nowait(msg)

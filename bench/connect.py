@@ -102,7 +102,8 @@ async def one_call(ws_url: str, agents: Agents, results: Results, talk: float) -
         await caller.send({"type": "hangup"})
         await caller.expect("ended")
     except Exception as exc:  # counted, the run goes on
-        results.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+        seen = ",".join(caller.kinds[-6:])
+        results.errors.append(f"{type(exc).__name__}: {exc} (caller saw {seen})"[:200])
     finally:
         if audio is not None:
             await audio.close()
@@ -144,12 +145,12 @@ def server_ring_ms(data_dir: Path) -> list[float]:
 
 
 # ----------------------------------------------------------------- waiting-caller holder
-async def hold_waiting(ws_url: str, count: int, dialect: str) -> None:
+async def hold_waiting(ws_url: str, count: int, dialect: str, joining: int) -> None:
     """Helper process: keep `count` callers waiting until stdin closes."""
     raise_nofile(count + 256)
     peers: list[Peer] = []
     errors = 0
-    gate = asyncio.Semaphore(64)
+    gate = asyncio.Semaphore(joining)
 
     async def join() -> None:
         nonlocal errors
@@ -181,9 +182,9 @@ async def hold_waiting(ws_url: str, count: int, dialect: str) -> None:
     await asyncio.gather(*(p.close() for p in peers))
 
 
-def start_holder(ws_url: str, count: int) -> tuple[subprocess.Popen[str], int, int]:
+def start_holder(ws_url: str, count: int, joining: int) -> tuple[subprocess.Popen[str], int, int]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--hold", ws_url, str(count)],
+        [sys.executable, __file__, "--hold", ws_url, str(count), str(joining)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -220,7 +221,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         held, held_errors = 0, 0
         if args.waiting:
             holder, held, held_errors = await asyncio.get_running_loop().run_in_executor(
-                None, start_holder, server.ws_url, args.waiting
+                None, start_holder, server.ws_url, args.waiting, args.joining
             )
         errors += held_errors + (args.waiting - held)
         await asyncio.sleep(1.0)  # let the queue-update round after the last join pass
@@ -259,7 +260,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         for line in sorted(set(results.errors))[:5]:
             print(f"# error: {line}", flush=True)
-        errors += len(results.errors) + len(agents.errors)
+        closed = [p.ws.close_code for p in agents.peers if p.ws.close_code is not None]
+        if closed:
+            print(f"# {len(closed)} agent sockets were closed by the server: codes {set(closed)}")
+        errors += len(results.errors) + len(agents.errors) + len(closed)
         if holder is not None:
             errors += stop_holder(holder)
             holder = None
@@ -286,8 +290,8 @@ def _round(value: float | None) -> float | None:
 
 
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--hold":
-        asyncio.run(hold_waiting(sys.argv[2], int(sys.argv[3]), UNSERVED))
+    if len(sys.argv) == 5 and sys.argv[1] == "--hold":
+        asyncio.run(hold_waiting(sys.argv[2], int(sys.argv[3]), UNSERVED, int(sys.argv[4])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 agents, 200 waiting, 30 calls")
@@ -295,6 +299,9 @@ def main() -> int:
     parser.add_argument("--waiting", type=int, default=1000, help="callers nobody can serve")
     parser.add_argument("--calls", type=int, default=200, help="cmn calls to connect")
     parser.add_argument("--concurrency", type=int, default=20, help="cmn calls in flight")
+    parser.add_argument(
+        "--joining", type=int, default=64, help="waiting callers joining at once (burst size)"
+    )
     parser.add_argument("--talk-seconds", type=float, default=1.0, help="audio time per call")
     args = parser.parse_args()
     if args.quick:

@@ -678,3 +678,24 @@ def test_agent_back_from_missed_ring_serves_the_caller(ring_server: ServerThread
         await closing(caller, agent)
 
     run(scenario())
+
+
+@pytest.mark.xfail(
+    reason="BUG: every line change sends a full 'line' summary to every agent, uncoalesced; a "
+    "burst of >256 changes before a console's writer runs fills its queue and the server drops "
+    "every healthy agent with 1013 'too slow' (switchboard._publish_line, hub.Conn.send)",
+    strict=True,
+)
+def test_burst_of_line_changes_keeps_agents_connected(server: ServerThread) -> None:
+    agent_id = add_agent(server)
+
+    async def scenario() -> None:
+        agent = await open_agent(server, agent_id)
+        # What 300 arrivals handled back to back do to the console's queue, deterministically.
+        server.run(lambda: [server.switchboard._publish_line() for _ in range(300)])
+        await asyncio.sleep(0.3)
+        assert agent.ws.close_code is None
+        await agent.send({"type": "ping"})
+        await agent.expect("pong", timeout=5)
+
+    run(scenario())
