@@ -207,3 +207,8 @@ def test_line_and_hbar_charts() -> None:
     assert any(t.text == "暂无数据" for t in empty.iter(f"{SVG}text"))
     long = charts.hbar_chart("x", [("一个非常非常长的引导脚本标题会被截断显示出来吧对吧对吧", 3.0)])
     assert "…" in long
+
+
+@pytest.mark.parametrize("peak,expected", [(0, 4), (3, 4), (5, 8), (9, 12), (17, 20), (60, 80)])
+def test_count_axis_has_whole_number_ticks(peak: float, expected: float) -> None:
+    assert charts.count_axis(peak) == expected

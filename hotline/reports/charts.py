@@ -63,6 +63,13 @@ def nice_max(value: float) -> float:
     return 10 * power
 
 
+def count_axis(peak: float, ticks: int = 4) -> float:
+    """An axis maximum for counts whose `ticks` steps are whole numbers (1, 2, 5 x 10^k)."""
+    step = nice_max(max(peak, 1) / ticks)
+    step = max(1.0, float(math.ceil(step)))
+    return step * ticks
+
+
 def _count(v: float) -> str:
     return f"{v:g}" if v < 10_000 else f"{v / 1000:.0f}k"
 
@@ -82,7 +89,7 @@ def bar_chart(
     left, right, top, bottom = 90, 30, 150, 70
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((v or 0 for s in series for v in s.values), default=0)
-    y_max = nice_max(peak)
+    y_max = count_axis(peak)
     body: list[str] = _legend(series, left, 110) if len(series) > 1 else []
     for i in range(5):
         v = y_max * i / 4
@@ -196,7 +203,7 @@ def line_chart(
     fmt: Callable[[float], str] = lambda v: f"{v * 100:.0f}%",
 ) -> str:
     """A thick line with dots (gaps where a value is None), optional dashed target line."""
-    left, right, top, bottom = 110, 40, 110, 70
+    left, right, top, bottom = 110, 70, 110, 70
     plot_w, plot_h = width - left - right, height - top - bottom
     body: list[str] = []
     for i in range(5):
@@ -218,10 +225,13 @@ def line_chart(
             f'<line x1="{left}" y1="{ty:.1f}" x2="{width - right}" y2="{ty:.1f}"'
             f' stroke="{TARGET}" stroke-width="4" stroke-dasharray="16 10"/>'
         )
-        if target_label:
+        if target_label:  # a legend at the top right, where it never covers data
+            lx = width - right - 20 - LABEL_PX * len(target_label) * 0.6
             body.append(
-                _text(width - right, ty - 12, target_label, LABEL_PX, "end", fill_opacity="1")
+                f'<line x1="{lx - 70:.1f}" y1="{TITLE_PX:.1f}" x2="{lx - 14:.1f}" y2="{TITLE_PX:.1f}"'
+                f' stroke="{TARGET}" stroke-width="4" stroke-dasharray="16 10"/>'
             )
+            body.append(_text(lx, TITLE_PX + 10, target_label, LABEL_PX, "start"))
     runs: list[list[tuple[float, float]]] = [[]]
     for i, v in enumerate(values):
         if v is None:

@@ -88,6 +88,7 @@ def _page(template: str, name: str, **context: Any) -> Any:
         "ws_url": s.cfg.public_ws_url,
         "ws_port": s.ws_port or s.cfg.ws_port,
         "dialects": s.dialect_names(g.lang),
+        "timezone": s.cfg.timezone,
         "strings": subset(g.lang, ("admin.", "status.", "reason.")),
         **context.pop("boot", {}),
     }
@@ -105,7 +106,11 @@ def wallboard_page() -> Any:
     return _page(
         "admin.html",
         "wallboard",
-        boot={"thresholds": thresholds, "target": s.cfg.service_level_target},
+        boot={
+            "thresholds": thresholds,
+            "target": s.cfg.service_level_target,
+            "scripts": {sc.id: pick(sc.title, g.lang) for sc in s.guidance},
+        },
     )
 
 
@@ -260,10 +265,11 @@ def _chart_notfound() -> str:
     for e in steps:
         script = library.get(e["script_id"])
         number = script.number(e["step_id"]) if script else None
-        label = _l(
-            "admin.chart.step_label",
-            script=_script_title(e["script_id"]),
-            step=number if number is not None else e["step_id"],
+        title = _script_title(e["script_id"])
+        label = (
+            _l("admin.chart.step_label", script=title, step=number)
+            if number is not None
+            else f"{title} · {e['step_id']}"
         )
         items.append((label, float(e["help"])))
     return charts.hbar_chart(_l("admin.chart.notfound"), items, empty=_l("admin.none"))

@@ -14,7 +14,7 @@ $("show-transcript").addEventListener("click", async () => {
   list.replaceChildren(...lines.map((l) => {
     const li = document.createElement("li");
     const who = l.speaker === "agent" ? S["admin.speaker.agent"] : S["admin.speaker.caller"];
-    const time = new Date(l.at * 1000).toLocaleTimeString(boot.lang === "en" ? "en" : "zh-CN", { hour12: false });
+    const time = new Date(l.at * 1000).toLocaleTimeString(boot.lang === "en" ? "en" : "zh-CN", { hour12: false, timeZone: boot.timezone });
     li.textContent = `${time} ${who}: ${l.text}`;
     if (l.gloss) { const g = document.createElement("span"); g.className = "gloss"; g.textContent = ` (${l.gloss})`; li.append(g); }
     for (const a of l.alerts || []) { const f = document.createElement("strong"); f.className = "flag"; f.textContent = ` ⚠ ${a.phrase}`; li.append(f); }

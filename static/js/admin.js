@@ -183,9 +183,10 @@ function showCaption(msg) {
 
 function showGuide(snap) {
   if (!snap.script_id) { $("monitor-guide").textContent = S["admin.no_guidance"]; $("monitor-steps").replaceChildren(); return; }
-  $("monitor-guide").textContent = fmt(S["admin.guide_now"], { script: snap.script_id, n: snap.number || "–", total: snap.total });
+  $("monitor-guide").textContent = fmt(S["admin.guide_now"], { script: (boot.scripts || {})[snap.script_id] || snap.script_id, n: snap.number || "–", total: snap.total });
   $("monitor-steps").replaceChildren(...snap.steps.filter((s) => !s.detour || s.visits).map((s) => {
-    const li = el("li", `${s.number || "·"} ${S[`admin.step_state.${s.state}`] || s.state}${s.help_count ? ` · ${S["admin.answer.help"]} ×${s.help_count}` : ""}`);
+    const label = s.number ? fmt(S["admin.step"], { n: s.number }) : "·";
+    const li = el("li", `${label} ${S[`admin.step_state.${s.state}`] || s.state}${s.help_count ? ` · ${S["admin.answer.help"]} ×${s.help_count}` : ""}`);
     if (s.id === snap.step_id) li.className = "current";
     return li;
   }));
