@@ -59,6 +59,9 @@ class Config:
         240.0, "Handle time assumed for the wait estimate before any call has ended."
     )
     default_lang: str = setting("zh_CN", "UI language when the elder has none (zh_CN or en).")
+    default_dialect: str = setting(
+        "cmn", "Dialect assumed for callers without a link who pick none (captions may detect it)."
+    )
     timezone: str = setting("Asia/Shanghai", "The hotline's time zone for bookings and reports.")
     registry_path: Path = setting(
         ROOT / "dialect_models" / "registry.toml", "The dialect registry file."

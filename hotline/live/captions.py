@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CALLER_DIALECT: dict[str, tuple[type, bool, int]] = {"dialect": (str, True, 16)}
 TOGGLE: dict[str, tuple[type, bool, int]] = {"on": (bool, True, 0)}
+DETECT_SECONDS = 4.0
 
 
 @dataclass
@@ -121,7 +122,70 @@ class LiveCaptions:
             )
             return
         state.streams[speaker] = stream
-        self.sb.gateway.set_sink(call.call_id, speaker, stream.feed)
+        sink = stream.feed
+        if speaker == "caller" and not call.dialect_known:
+            candidates = self.detection_candidates(state.caller_dialect)
+            if len(candidates) >= 2:
+                sink = self._detecting_sink(call, state, stream, candidates)
+        self.sb.gateway.set_sink(call.call_id, speaker, sink)
+
+    # ----------------------------------------------------------------- dialect detection
+    def detection_candidates(self, preferred: str) -> list[str]:
+        """One dialect per installed model (the preferred one first): what detection compares."""
+        seen: set[str] = set()
+        out = []
+        for dialect in [preferred, *self.engine.registry.dialects]:
+            spec = self.engine.registry.model_of(dialect) if dialect else None
+            if spec is None or spec.name in seen or not self.engine.available(dialect)[0]:
+                continue
+            seen.add(spec.name)
+            out.append(dialect)
+        return out
+
+    def _detecting_sink(
+        self, call: LiveCall, state: CallCaptions, stream: CaptionStream, candidates: list[str]
+    ) -> Any:
+        """Feed captions as usual, and collect the first seconds for dialect detection."""
+        head = bytearray()
+        need = int(DETECT_SECONDS * 16000) * 2
+
+        def sink(pcm: bytes) -> None:
+            stream.feed(pcm)
+            if len(head) < need:
+                head.extend(pcm)
+                if len(head) >= need:
+                    future = self.engine.detect(bytes(head), candidates)
+                    wrapped = asyncio.wrap_future(future)
+                    wrapped.add_done_callback(lambda f: self._detected(call.call_id, f))
+
+        return sink
+
+    def _detected(self, call_id: str, future: asyncio.Future[Any]) -> None:
+        call = self.sb.calls.get(call_id)
+        state = self.calls.get(call_id)
+        if call is None or state is None or future.cancelled() or future.exception():
+            return
+        detection = future.result()
+        scores = {
+            d: {"confidence": round(c, 3), "words": n} for d, (c, n) in detection.scores.items()
+        }
+        guess = {
+            "type": "dialect_guess",
+            "call_id": call_id,
+            "dialect": detection.best,
+            "confidence": scores.get(detection.best or "", {}).get("confidence"),
+            "scores": scores,
+        }
+        agent = self.sb.agents.get(call.agent_id or 0)
+        if agent is not None:
+            agent.conn.send(guess)
+        self.sb._store_later(calls_db.event, call_id, "dialect_guess", guess)
+        if detection.best and detection.best != state.caller_dialect:
+            state.caller_dialect = detection.best
+            stream = state.streams.get("caller")
+            if stream is not None:
+                stream.switch(detection.best)
+            self._send_state(call)
 
     # ----------------------------------------------------------------- events out
     def _on_caption(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ class Conn:
         self.subject: Any = None  # the agent id, or the caller's call id
         self.elder: Any = None  # a caller's elder record, when they came by a one-tap link
         self.last_call_id: str | None = None  # the call that just ended here (for rating)
+        self.lang = "zh_CN"  # a caller page's UI language
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(max_queue)
         self._send_timeout = send_timeout
         self._writer: asyncio.Task[None] | None = None

@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 from hotline.config import Config
 from hotline.db import agents as agents_db
 from hotline.errors import BadMessage, HotlineError, Unauthorized
+from hotline.i18n import LANGS
 from hotline.live import messages
 from hotline.live.hub import Conn
 from hotline.live.switchboard import Switchboard
@@ -219,6 +220,8 @@ class LiveServer:
             }
         )
         ctx.conn.elder = elder
+        lang = query.get("lang", [""])[0]
+        ctx.conn.lang = elder.lang if elder else (lang if lang in LANGS else self.cfg.default_lang)
         self.sb.page_opened(ctx.conn)
         if call is not None:
             self.sb.resume(call)
@@ -259,10 +262,11 @@ class LiveServer:
     # ----------------------------------------------------------------- caller routes
     async def _caller_call(self, ctx: Context, msg: dict[str, Any]) -> None:
         elder = ctx.conn.elder
-        dialect = elder.dialect if elder else (msg.get("dialect") or "cmn")
+        dialect = elder.dialect if elder else (msg.get("dialect") or self.cfg.default_dialect)
         if not elder and dialect not in self.dialects:
             raise BadMessage("unknown dialect", code="bad_field")
-        await self.sb.caller_call(ctx.conn, elder, dialect)
+        known = elder is not None or bool(msg.get("dialect"))
+        await self.sb.caller_call(ctx.conn, elder, dialect, dialect_known=known)
 
     async def _caller_hangup(self, ctx: Context, msg: dict[str, Any]) -> None:
         await self.sb.caller_hangup(ctx.conn)

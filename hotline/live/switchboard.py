@@ -56,6 +56,7 @@ class LiveCall:
     callback_requested: bool = False  # a waiting caller asked to be called back (keeps place)
     kind: str = "inbound"  # or "callback": a booked callback entering the line at its time
     booking_id: int | None = None
+    dialect_known: bool = True  # False: a caller without a link who did not pick a dialect
 
     @property
     def unattended(self) -> bool:
@@ -112,7 +113,11 @@ class Switchboard:
 
     def _store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a DB write without waiting; failures are logged with the call id."""
-        future = self._writer.submit(lambda: fn(self.db, *args, **kwargs))
+        try:
+            future = self._writer.submit(lambda: fn(self.db, *args, **kwargs))
+        except RuntimeError:  # the writer has stopped: the server is shutting down
+            log.warning("write after shutdown dropped: %s", getattr(fn, "__name__", fn))
+            return
         future.add_done_callback(_log_failure)
 
     async def start(self) -> None:
@@ -302,7 +307,9 @@ class Switchboard:
             self._send_queue_state(call)
             self._route()
 
-    async def caller_call(self, conn: Conn, elder: Elder | None, dialect: str) -> LiveCall:
+    async def caller_call(
+        self, conn: Conn, elder: Elder | None, dialect: str, *, dialect_known: bool = True
+    ) -> LiveCall:
         """The tap: a caller joins the line (or is rung through at once)."""
         if conn.subject in self.calls and self.calls[conn.subject].state != ENDED:
             raise Conflict("already calling", code="already_calling")
@@ -311,11 +318,12 @@ class Switchboard:
         call = LiveCall(
             call_id=uuid.uuid4().hex[:16],
             dialect=dialect,
-            lang=elder.lang if elder else self.cfg.default_lang,
+            lang=elder.lang if elder else conn.lang,
             arrived_at=now,
             rejoin_hash=digest(rejoin),
             elder=elder,
             caller=conn,
+            dialect_known=dialect_known,
         )
         await self._store(
             calls_db.create,

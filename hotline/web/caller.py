@@ -39,7 +39,8 @@ def _caller_page(
             "next": p.url(lang, dialect, "caller.say_next"),
         },
     }
-    return render_template("caller.html", boot=boot, name=name)
+    dialects = {} if link else s.dialect_names(lang)
+    return render_template("caller.html", boot=boot, name=name, dialects=dialects)
 
 
 @bp.get("/c/<token>")
@@ -69,9 +70,9 @@ def one_tap(token: str) -> Any:
 @bp.get("/call")
 def generic() -> Any:
     """The call page for anyone without a personal link."""
-    dialect = request.args.get("dialect", "cmn")
+    dialect = request.args.get("dialect", "")
     if dialect not in services().registry.dialects:
-        dialect = "cmn"
+        dialect = ""
     return _caller_page(
         link="", lang=g.lang, dialect=dialect, name="", auto_start=False, hard_of_hearing=False
     )

@@ -135,6 +135,12 @@ async function handle(msg) {
         $("captions-status").dataset.state = msg.state;
       }
       break;
+    case "dialect_guess":
+      if (msg.dialect) {
+        $("captions-status").textContent = fmt(S["agent.dialect_guess"], { dialect: dialectName(msg.dialect), confidence: Math.round((msg.confidence || 0) * 100) });
+        $("captions-status").dataset.guess = msg.dialect;
+      }
+      break;
     case "captions_config":
       $("caption-dialect").value = msg.caller_dialect;
       $("caption-dialect").disabled = false;

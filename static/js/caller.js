@@ -40,6 +40,7 @@ function loadRejoin() {
 const live = new Live(() => {
   const q = new URLSearchParams({ role: "caller" });
   if (boot.link) q.set("link", boot.link);
+  else q.set("lang", boot.lang);
   const r = loadRejoin();
   if (r) q.set("rejoin", r);
   return `${wsBase(boot)}?${q}`;
@@ -72,7 +73,8 @@ async function startCall() {
     return;
   }
   $("idle-note").textContent = "";
-  if (!live.send({ type: "call" })) { $("idle-note").textContent = S["caller.reconnecting"]; $("call").disabled = false; }
+  const call = boot.link || !state.dialect ? { type: "call" } : { type: "call", dialect: state.dialect };
+  if (!live.send(call)) { $("idle-note").textContent = S["caller.reconnecting"]; $("call").disabled = false; }
 }
 
 function showQueue(msg) {
@@ -232,6 +234,15 @@ function showGuide(view) {
 }
 
 $("call").addEventListener("click", startCall);
+// The one optional tap of the generic page: which dialect the caller speaks.
+state.dialect = boot.dialect || "";
+document.querySelectorAll(".chip[data-dialect]").forEach((chip) => {
+  chip.setAttribute("aria-pressed", String(chip.dataset.dialect === state.dialect));
+  chip.addEventListener("click", () => {
+    state.dialect = chip.dataset.dialect === state.dialect ? "" : chip.dataset.dialect;
+    document.querySelectorAll(".chip[data-dialect]").forEach((c) => c.setAttribute("aria-pressed", String(c.dataset.dialect === state.dialect)));
+  });
+});
 $("callback").addEventListener("click", () => { $("callback").disabled = true; live.send({ type: "callback_request" }); });
 $("answer").addEventListener("click", async () => {
   stopRing();
