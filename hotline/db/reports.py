@@ -89,7 +89,8 @@ def search_calls(
     `elder` matches an elder id, a card code, or part of a name; `alert` is `any`, `fraud`
     or `distress` (calls with such an alert event; `fraud` also matches flagged calls).
     """
-    where, params = ["1=1"], []
+    where: list[str] = ["1=1"]
+    params: list[Any] = []
     if elder:
         where.append("(CAST(e.id AS TEXT) = ? OR e.card_code = ? OR e.name LIKE ? ESCAPE '\\')")
         params += [elder, elder, f"%{_like(elder)}%"]
@@ -178,6 +179,8 @@ def latency_histogram(
         f" FROM calls WHERE {cond}",
         bounds,
     )
+    if row is None:
+        return [0] * len(bounds), 0, 0.0
     count, total = int(row[0] or 0), float(row[1] or 0.0)
     return [int(v or 0) for v in row[2:]], count, total
 

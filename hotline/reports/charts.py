@@ -104,9 +104,10 @@ def bar_chart(
     for i, label in enumerate(labels):
         x0 = left + slot * i + slot * 0.1
         for j, s in enumerate(series):
-            v = s.values[i] if i < len(s.values) else None
-            if v is None:
+            value = s.values[i] if i < len(s.values) else None
+            if value is None:
                 continue
+            v = float(value)
             h = plot_h * v / y_max
             x, y = x0 + j * bar_w, top + plot_h - h
             fill = BAR if s.solid else "#ffffff"
@@ -233,11 +234,11 @@ def line_chart(
             )
             body.append(_text(lx, TITLE_PX + 10, target_label, LABEL_PX, "start"))
     runs: list[list[tuple[float, float]]] = [[]]
-    for i, v in enumerate(values):
-        if v is None:
+    for i, point in enumerate(values):
+        if point is None:
             runs.append([])
             continue
-        runs[-1].append(xy(i, v))
+        runs[-1].append(xy(i, point))
     for run in runs:
         if len(run) > 1:
             pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)

@@ -89,7 +89,7 @@ def per_agent(rows: Iterable[Row], names: Mapping[int, str]) -> list[dict[str, A
     for r in rows:
         if r.get("agent_id") is not None and r.get("answered_at") is not None:
             by.setdefault(int(r["agent_id"]), []).append(r)
-    out = []
+    out: list[dict[str, Any]] = []
     for agent_id, calls in by.items():
         talks = [float(r["talk_seconds"]) for r in calls if r.get("talk_seconds") is not None]
         out.append(
