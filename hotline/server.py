@@ -107,6 +107,7 @@ async def start(cfg: Config) -> Running:
         return snap
 
     services._snapshot = snapshot
+    services._kick = switchboard.kick
     for dialect in services.registry.dialects:
         if cfg.caption_warm and engine.available(dialect)[0]:
             engine.warm(dialect, cfg.caption_warm)

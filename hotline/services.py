@@ -36,6 +36,12 @@ class Services:
         return self.hub.ask_threadsafe(self._snapshot) if self._snapshot else {}
 
     _snapshot: Any = None  # set by hotline.server.start: Switchboard.snapshot plus extras
+    _kick: Any = None  # set by hotline.server.start: Switchboard.kick
+
+    def kick_agent(self, agent_id: int) -> None:
+        """Disconnect an agent's live console (from any thread)."""
+        if self._kick is not None:
+            self.hub.call_threadsafe(self._kick, agent_id)
 
     def dialect_names(self, lang: str) -> dict[str, str]:
         return {d.id: d.name(lang) for d in self.registry.dialects.values()}

@@ -7,10 +7,12 @@ the view of the current step with the URL of its spoken instruction (elder's dia
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from hotline.db import guidance as guidance_db
+from hotline.db import reports as reports_db
 from hotline.errors import Forbidden
 from hotline.guidance.loader import Library
 from hotline.guidance.messages import AGENT_TYPES, CALLER_TYPES, apply_message, state_messages
@@ -39,8 +41,12 @@ class LiveGuidance:
         for kind in CALLER_TYPES:
             live.route("caller", kind, {}, self._from_caller)
 
-    def _from_agent(self, ctx: Context, msg: dict[str, Any]) -> None:
+    async def _from_agent(self, ctx: Context, msg: dict[str, Any]) -> None:
         call = self._agents_call(ctx.agent_id)
+        if msg.get("type") == "guide_start":
+            disabled = await asyncio.to_thread(reports_db.disabled_scripts, self.sb.db)
+            if msg.get("script_id") in disabled:
+                raise Forbidden("a supervisor switched this script off", code="script_disabled")
         session = self.sessions.setdefault(call.call_id, GuidanceSession(self.library))
         apply_message(session, msg, "agent")
         self.publish(call)

@@ -8,10 +8,12 @@ third media leg to a senior's call is not something to do quietly.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from hotline.db import audit
 from hotline.errors import Forbidden, NotFound
+from hotline.live.hub import Conn
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import Switchboard
 
@@ -25,22 +27,22 @@ def topic(call_id: str) -> str:
 class Monitoring:
     def __init__(self, sb: Switchboard) -> None:
         self.sb = sb
-        self.watching: dict[int, str] = {}  # conn id -> call id
+        self.watching: weakref.WeakKeyDictionary[Conn, str] = weakref.WeakKeyDictionary()
 
     def attach(self, live: LiveServer) -> None:
-        live.route("agent", "monitor", CALL_ID, self._monitor)
-        live.route("agent", "unmonitor", {}, self._unmonitor)
+        for role in ("agent", "supervisor"):
+            live.route(role, "monitor", CALL_ID, self._monitor)
+            live.route(role, "unmonitor", {}, self._unmonitor)
 
     def _monitor(self, ctx: Context, msg: dict[str, Any]) -> None:
-        presence = self.sb.agents.get(ctx.agent_id or 0)
-        if presence is None or presence.agent.role != "supervisor":
+        if not ctx.supervisor:
             raise Forbidden("only supervisors may monitor calls")
         call = self.sb.calls.get(msg["call_id"])
         if call is None:
             raise NotFound("no such live call", code="no_call")
         self._unmonitor(ctx, {})
         self.sb.hub.subscribe(topic(call.call_id), ctx.conn)
-        self.watching[ctx.conn.id] = call.call_id
+        self.watching[ctx.conn] = call.call_id
         self.sb._store_later(
             audit.record, f"agent:{ctx.agent_id}", "monitor_call", f"call:{call.call_id}"
         )
@@ -57,6 +59,6 @@ class Monitoring:
         self.sb._notify("monitored", call)
 
     def _unmonitor(self, ctx: Context, msg: dict[str, Any]) -> None:
-        call_id = self.watching.pop(ctx.conn.id, None)
+        call_id = self.watching.pop(ctx.conn, None)
         if call_id is not None:
             self.sb.hub.unsubscribe_topic(topic(call_id), ctx.conn)

@@ -25,7 +25,7 @@ from websockets.http11 import Request, Response
 
 from hotline.config import Config
 from hotline.db import agents as agents_db
-from hotline.errors import BadMessage, HotlineError, Unauthorized
+from hotline.errors import BadMessage, Forbidden, HotlineError, Unauthorized
 from hotline.i18n import LANGS
 from hotline.live import messages
 from hotline.live.hub import Conn
@@ -44,6 +44,7 @@ class Context:
     conn: Conn
     role: str
     agent_id: int | None = None
+    supervisor: bool = False
 
 
 Handler = Callable[[Context, dict[str, Any]], Awaitable[None] | None]
@@ -62,6 +63,7 @@ class LiveServer:
         self.routes: dict[str, dict[str, tuple[messages.Spec, Handler]]] = {
             "caller": {},
             "agent": {},
+            "supervisor": {},  # a wallboard: watches, never takes calls
         }
         self.conns: set[Conn] = set()
         self._server: Any = None
@@ -71,6 +73,7 @@ class LiveServer:
             self.route("caller", kind, spec, getattr(self, f"_caller_{kind}"))
         for kind, spec in messages.AGENT.items():
             self.route("agent", kind, spec, getattr(self, f"_agent_{kind}"))
+        self.route("supervisor", "ping", {}, self._agent_ping)
 
     def route(self, role: str, kind: str, spec: messages.Spec, handler: Handler) -> None:
         """Accept messages of `kind` from `role`, validated by `spec`, handled by `handler`."""
@@ -116,9 +119,11 @@ class LiveServer:
             return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
         query = parse_qs(url.query)
         role = query.get("role", [""])[0]
-        if role not in ("caller", "agent"):
-            return connection.respond(http.HTTPStatus.BAD_REQUEST, "role must be caller or agent\n")
-        if role == "agent":
+        if role not in ("caller", "agent", "supervisor"):
+            return connection.respond(
+                http.HTTPStatus.BAD_REQUEST, "role must be caller, agent or supervisor\n"
+            )
+        if role in ("agent", "supervisor"):
             try:
                 self._agent_from_token(query.get("token", [""])[0])
             except HotlineError as exc:
@@ -159,6 +164,9 @@ class LiveServer:
             if role == "agent":
                 if not await self._open_agent(ctx, query):
                     return
+            elif role == "supervisor":
+                if not await self._open_board(ctx, query):
+                    return
             elif not await self._open_caller(ctx, query):
                 return
             async for raw in ws:
@@ -192,8 +200,28 @@ class LiveServer:
             await self._reject(ctx.conn, Unauthorized("account disabled"))
             return False
         ctx.agent_id = agent.id
+        ctx.supervisor = agent.role == "supervisor"
         ctx.conn.subject = agent.id
         await self.sb.agent_connected(agent, ctx.conn)
+        return True
+
+    async def _open_board(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        """A supervisor's wallboard: the line as it moves, and calls to monitor."""
+        try:
+            agent_id = self._agent_from_token(query.get("token", [""])[0])
+        except HotlineError as exc:
+            await self._reject(ctx.conn, exc)
+            return False
+        agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
+        if agent is None or agent.disabled or agent.role != "supervisor":
+            await self._reject(ctx.conn, Forbidden("supervisors only"))
+            return False
+        ctx.agent_id = agent.id
+        ctx.supervisor = True
+        ctx.conn.subject = agent.id
+        self.sb.hub.subscribe("wallboard", ctx.conn)
+        ctx.conn.send({"type": "hello", "role": "supervisor"})
+        ctx.conn.send({"type": "line", **self.sb.line_summary()})
         return True
 
     async def _open_caller(self, ctx: Context, query: dict[str, list[str]]) -> bool:

@@ -223,6 +223,13 @@ class Switchboard:
         self._route()
         self._publish_line()
 
+    def kick(self, agent_id: int, code: str = "account_disabled") -> None:
+        """Disconnect an agent's console (e.g. their account was disabled)."""
+        presence = self.agents.get(agent_id)
+        if presence is not None:
+            presence.conn.send({"type": "error", "code": code, "detail": "signed out"})
+            presence.conn.close_soon(code=4003, reason=code)
+
     def set_status(self, agent_id: int, status: str) -> None:
         presence = self._presence(agent_id)
         if status not in (routing.AVAILABLE, routing.AWAY):

@@ -589,6 +589,8 @@ def edit_agent(agent_id: int) -> Any:
     )
     if password:
         agents_db.set_password(s.db, agent_id, password)
+    if disabled and not agent.disabled:
+        s.kick_agent(agent_id)  # an open console must not keep taking calls
     changes = [
         f"{k}={v}"
         for k, v, old in (

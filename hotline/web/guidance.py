@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, g, request, send_file
 
 from hotline.db import guidance as guidance_db
+from hotline.db import reports as reports_db
 from hotline.errors import NotFound
 from hotline.guidance.report import report
 from hotline.web.security import login_required, services
@@ -19,7 +20,11 @@ bp = Blueprint("guidance", __name__)
 def scripts() -> Any:
     """Every loaded script with its steps, in the asked language."""
     lang = request.args.get("lang", g.agent.lang)
-    return services().guidance.to_json(lang if lang in ("zh_CN", "en") else "zh_CN")
+    s = services()
+    library = s.guidance.to_json(lang if lang in ("zh_CN", "en") else "zh_CN")
+    off = reports_db.disabled_scripts(s.db)
+    library["scripts"] = [x for x in library["scripts"] if x["id"] not in off]
+    return library
 
 
 @bp.get("/guidance/<path:name>")

@@ -28,7 +28,7 @@ const live = new Live(async () => {
   const r = await fetch("/api/ws-token", { credentials: "same-origin" });
   if (r.status === 401) { location.href = "/agent"; throw new Error("signed out"); }
   const { token } = await r.json();
-  return `${wsBase(boot)}?role=agent&token=${encodeURIComponent(token)}`;
+  return `${wsBase(boot)}?role=supervisor&token=${encodeURIComponent(token)}`;
 }, {
   onMessage: handle,
   onOpen: () => { state.socket = "open"; $("conn-note").textContent = ""; if (state.watching) watch(state.watching); },
