@@ -699,3 +699,37 @@ def test_burst_of_line_changes_keeps_agents_connected(server: ServerThread) -> N
         await agent.expect("pong", timeout=5)
 
     run(scenario())
+
+
+@pytest.mark.xfail(
+    reason="BUG: a queue-update round recomputes the whole line's positions (a sort) once per "
+    "waiting caller: O(n^2 log n); with 1,000 waiting callers one round blocks the loop ~0.5 s "
+    "(switchboard._publish_positions -> _send_queue_state -> line.positions())",
+    strict=True,
+)
+def test_queue_update_round_sorts_the_line_once(server: ServerThread) -> None:
+    async def scenario() -> None:
+        callers = [await open_caller(server) for _ in range(30)]
+        for caller in callers:
+            await tap(caller, "yue")
+        line = server.switchboard.line
+        sorts = []
+        original = line.positions
+
+        def counting() -> dict[str, int]:
+            sorts.append(1)
+            return original()
+
+        def one_round() -> int:
+            line.positions = counting
+            try:
+                for call in server.switchboard.calls.values():
+                    call.last_queue_msg = None  # every caller gets a fresh update
+                server.switchboard._publish_positions()
+            finally:
+                del line.positions
+            return len(sorts)
+
+        assert server.run(one_round) <= 2
+
+    run(scenario())
