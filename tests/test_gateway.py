@@ -32,7 +32,7 @@ def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tone_wav(tmp_path_factory.mktemp("wav") / "silence.wav", amplitude=0.0)
 
 
-async def until(check: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+async def until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll `check()` until it returns something truthy."""
     deadline = time.monotonic() + timeout * SLOW
     while True:
