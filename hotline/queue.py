@@ -70,8 +70,17 @@ class WaitingLine:
         return sorted(self._waiters.values(), key=lambda w: w.sort_key)
 
     def positions(self) -> dict[str, int]:
-        """1-based place in line of every waiter (1 = next)."""
-        return {w.call_id: i for i, w in enumerate(self.ordered(), start=1)}
+        """1-based place of every waiter among those of their dialect (1 = next).
+
+        Agents are rung by dialect, so a Cantonese caller waits behind Cantonese callers
+        (priority callbacks first), not behind everyone in the building.
+        """
+        seen: dict[str, int] = {}
+        out = {}
+        for w in self.ordered():
+            seen[w.dialect] = seen.get(w.dialect, 0) + 1
+            out[w.call_id] = seen[w.dialect]
+        return out
 
 
 def estimate_wait(

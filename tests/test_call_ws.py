@@ -680,12 +680,6 @@ def test_agent_back_from_missed_ring_serves_the_caller(ring_server: ServerThread
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: every line change sends a full 'line' summary to every agent, uncoalesced; a "
-    "burst of >256 changes before a console's writer runs fills its queue and the server drops "
-    "every healthy agent with 1013 'too slow' (switchboard._publish_line, hub.Conn.send)",
-    strict=True,
-)
 def test_burst_of_line_changes_keeps_agents_connected(server: ServerThread) -> None:
     agent_id = add_agent(server)
 
@@ -701,12 +695,6 @@ def test_burst_of_line_changes_keeps_agents_connected(server: ServerThread) -> N
     run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="BUG: a queue-update round recomputes the whole line's positions (a sort) once per "
-    "waiting caller: O(n^2 log n); with 1,000 waiting callers one round blocks the loop ~0.5 s "
-    "(switchboard._publish_positions -> _send_queue_state -> line.positions())",
-    strict=True,
-)
 def test_queue_update_round_sorts_the_line_once(server: ServerThread) -> None:
     async def scenario() -> None:
         callers = [await open_caller(server) for _ in range(30)]

@@ -101,6 +101,7 @@ class Switchboard:
         self._positions_scheduled = False
         self._overflow_timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self._line_scheduled = False
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
@@ -754,23 +755,43 @@ class Switchboard:
         asyncio.get_running_loop().call_later(0.5, self._publish_positions)
 
     def _publish_positions(self) -> None:
+        """One round: the line is sorted once and agents counted once, whatever its length."""
         self._positions_scheduled = False
-        for call_id in self.line.positions():
+        positions = self.line.positions()
+        serving = self._serving_counts()
+        for call_id, position in positions.items():
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
-                self._send_queue_state(call)
+                self._send_queue_state(call, position, serving)
 
-    def _send_queue_state(self, call: LiveCall) -> None:
+    def _serving_counts(self) -> dict[str, int]:
+        """Agents signed in and not away, per dialect they speak."""
+        counts: dict[str, int] = {}
+        for p in self.agents.values():
+            if p.status != routing.AWAY:
+                for d in p.agent.dialects:
+                    counts[d] = counts.get(d, 0) + 1
+        return counts
+
+    def _send_queue_state(
+        self,
+        call: LiveCall,
+        position: int | None = None,
+        serving: dict[str, int] | None = None,
+    ) -> None:
         if call.caller is None or call.state not in (WAITING, RINGING):
             return
-        position = self.line.positions().get(call.call_id, 0) if call.state == WAITING else 0
-        serving = sum(
-            1
-            for p in self.agents.values()
-            if call.dialect in p.agent.dialects and p.status != routing.AWAY
-        )
+        if call.state != WAITING:
+            position = 0
+        elif position is None:
+            position = self.line.positions().get(call.call_id, 0)
+        if serving is None:
+            serving = self._serving_counts()
         eta = line_mod.estimate_wait(
-            position, self._handle_seconds, serving, self.cfg.default_handle_seconds
+            position,
+            self._handle_seconds,
+            serving.get(call.dialect, 0),
+            self.cfg.default_handle_seconds,
         )
         key = (position, eta)
         if key == call.last_queue_msg:
@@ -814,6 +835,14 @@ class Switchboard:
         }
 
     def _publish_line(self) -> None:
+        """Coalesced: at most one line summary per 0.5 s to consoles and wallboards."""
+        if self._line_scheduled:
+            return
+        self._line_scheduled = True
+        asyncio.get_running_loop().call_later(0.5, self._send_line)
+
+    def _send_line(self) -> None:
+        self._line_scheduled = False
         summary = {"type": "line", **self.line_summary()}
         self.hub.publish("agents", summary)
         self.hub.publish("wallboard", summary)
