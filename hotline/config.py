@@ -83,6 +83,9 @@ class Config:
     tls_key: str = setting("", "PEM private key matching tls_cert.")
     caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
     caption_warm: int = setting(2, "Warm recognizers kept ready per installed model.")
+    captions_vad: bool = setting(
+        True, "Skip decoding long silences (energy gate): less CPU per captioned call."
+    )
     captions_deterministic: bool = setting(
         False, "Decode without feature dither (identical results each run; tests use it)."
     )

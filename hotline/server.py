@@ -87,6 +87,7 @@ async def start(cfg: Config) -> Running:
         services.registry,
         workers=cfg.caption_workers,
         deterministic=True if cfg.captions_deterministic else None,
+        vad=cfg.captions_vad,
     )
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
