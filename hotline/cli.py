@@ -123,9 +123,20 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     link = next((lk for lk in elders_db.links_of(db, elder.id) if lk.state() == "ok"), None)
     if link is None:
         link = elders_db.new_link(db, elder.id)
+    # A Korean-speaking elder too: the Korean speech model ships, so captions work at once.
+    ko = next((e for e in elders_db.all_elders(db) if e.name == "김할머니"), None)
+    if ko is None:
+        ko = elders_db.add(db, "김할머니", phone="13987654321", dialect="ko")
+    ko_link = next((lk for lk in elders_db.links_of(db, ko.id) if lk.state() == "ok"), None)
+    if ko_link is None:
+        ko_link = elders_db.new_link(db, ko.id)
     print(f"Agent console:  {cfg.public_base_url.rstrip('/')}/agent")
     print(f"  login: demo   password: {password}")
-    print(f"Caller (张阿姨) one-tap link:  {one_tap_url(cfg, link.token)}")
+    print(f"Caller (张阿姨, Mandarin) one-tap link:  {one_tap_url(cfg, link.token)}")
+    print(
+        f"Caller (김할머니, Korean: live captions work out of the box):  {one_tap_url(cfg, ko_link.token)}"
+    )
+    print("Mandarin captions need its model: python -m hotline models install cmn --from FILE")
     print(
         f"Family booking page: {cfg.public_base_url.rstrip('/')}/family   (card code {elder.card_code})"
     )

@@ -32,7 +32,7 @@ class Config:
         "", "Websocket URL browsers use; empty means ws://<page host>:<ws_port>/ws."
     )
     public_base_url: str = setting(
-        "http://localhost:8080", "Base URL printed in one-tap links and QR cards."
+        "", "Base URL printed in one-tap links and QR cards; empty: http://localhost:<http_port>."
     )
     data_dir: Path = setting(ROOT / "var", "Directory for the database, caches and secrets.")
     db_path: Path | None = setting(None, "SQLite file; default <data_dir>/hotline.sqlite3.")
@@ -129,6 +129,8 @@ class Config:
         """Fill derived paths and the secret key."""
         data = Path(self.data_dir)
         changes: dict[str, Any] = {"data_dir": data}
+        if not self.public_base_url:
+            changes["public_base_url"] = f"http://localhost:{self.http_port or 8080}"
         if self.db_path is None:
             changes["db_path"] = data / "hotline.sqlite3"
         if self.models_dir is None:
