@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 
 from hotline.config import Config
 from hotline.db import agents as agents_db
+from hotline.db.agents import Agent
 from hotline.errors import BadMessage, Forbidden, HotlineError, Unauthorized
 from hotline.i18n import LANGS
 from hotline.live import messages
@@ -189,36 +190,37 @@ class LiveServer:
                 log.exception("connection %s: cleanup failed", conn.id)
             conn.close()
 
-    async def _open_agent(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+    async def _signed_in(
+        self, ctx: Context, query: dict[str, list[str]], *, supervisor: bool = False
+    ) -> Agent | None:
+        """The enabled account behind the connection's ticket, or None (rejected, closed)."""
         try:
             agent_id = self._agent_from_token(query.get("token", [""])[0])
         except HotlineError as exc:
             await self._reject(ctx.conn, exc)
-            return False
+            return None
         agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
         if agent is None or agent.disabled:
             await self._reject(ctx.conn, Unauthorized("account disabled"))
-            return False
+            return None
+        if supervisor and agent.role != "supervisor":
+            await self._reject(ctx.conn, Forbidden("supervisors only"))
+            return None
         ctx.agent_id = agent.id
         ctx.supervisor = agent.role == "supervisor"
         ctx.conn.subject = agent.id
-        await self.sb.agent_connected(agent, ctx.conn)
-        return True
+        return agent
+
+    async def _open_agent(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        agent = await self._signed_in(ctx, query)
+        if agent is not None:
+            await self.sb.agent_connected(agent, ctx.conn)
+        return agent is not None
 
     async def _open_board(self, ctx: Context, query: dict[str, list[str]]) -> bool:
         """A supervisor's wallboard: the line as it moves, and calls to monitor."""
-        try:
-            agent_id = self._agent_from_token(query.get("token", [""])[0])
-        except HotlineError as exc:
-            await self._reject(ctx.conn, exc)
+        if await self._signed_in(ctx, query, supervisor=True) is None:
             return False
-        agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
-        if agent is None or agent.disabled or agent.role != "supervisor":
-            await self._reject(ctx.conn, Forbidden("supervisors only"))
-            return False
-        ctx.agent_id = agent.id
-        ctx.supervisor = True
-        ctx.conn.subject = agent.id
         self.sb.hub.subscribe("wallboard", ctx.conn)
         ctx.conn.send({"type": "hello", "role": "supervisor"})
         ctx.conn.send({"type": "line", **self.sb.line_summary()})
