@@ -49,16 +49,33 @@ def pick_agent(
 def assign(
     waiters: list[Waiter], agents: list[AgentState], now: float, overflow_seconds: float
 ) -> list[tuple[str, int]]:
-    """Pairs (call_id, agent_id) to ring now, for waiters given in line order."""
+    """Pairs (call_id, agent_id) to ring now, for waiters given in line order.
+
+    Cost is about one dictionary look-up per waiter when nobody can take them (a long line
+    with no free agent of its dialect), so routing can run on every arrival.
+    """
+    free = [a for a in agents if a.status == AVAILABLE]
+    if not free:
+        return []
+    left: dict[str, int] = {}  # free, untaken agents per dialect
+    for a in free:
+        for d in a.dialects:
+            left[d] = left.get(d, 0) + 1
     taken: set[int] = set()
     pairs = []
     for waiter in waiters:
+        if len(taken) == len(free):
+            break
         if waiter.ringing_agent is not None:
             continue
-        pool = [a for a in agents if a.agent_id not in taken]
+        if not left.get(waiter.dialect) and now - waiter.arrived_at < overflow_seconds:
+            continue  # nobody of their dialect is free, and it is too early to overflow
+        pool = [a for a in free if a.agent_id not in taken]
         agent = pick_agent(waiter, pool, now, overflow_seconds)
         if agent is not None:
             taken.add(agent.agent_id)
+            for d in agent.dialects:
+                left[d] -= 1
             pairs.append((waiter.call_id, agent.agent_id))
     return pairs
 
