@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-want_debs=(espeak-ng libespeak-ng1 sox iproute2)
+want_debs=(espeak-ng libespeak-ng1 sox iproute2 coturn)
 [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei)
 missing=()
 for p in "${want_debs[@]}"; do
