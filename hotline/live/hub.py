@@ -43,8 +43,13 @@ class Conn:
         """Queue a message; never blocks. A client too slow to drain its queue is dropped."""
         if self.closed:
             return
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         try:
-            self._queue.put_nowait(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escape them rather than fail the socket
+            text = json.dumps(message, separators=(",", ":"))
+        try:
+            self._queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("conn %s: send queue full, closing slow client", self.id)
             self.close(code=1013, reason="too slow")

@@ -59,6 +59,10 @@ def parse(raw: str | bytes, allowed: dict[str, Spec]) -> dict[str, Any]:
         raise BadMessage("message is not valid JSON", code="bad_json") from None
     if not isinstance(msg, dict):
         raise BadMessage("message must be a JSON object", code="bad_json")
+    try:  # valid JSON may still hold lone surrogates ("\ud800"): not text we can relay
+        json.dumps(msg, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadMessage("message holds text that is not valid Unicode", code="bad_json") from None
     kind = msg.get("type")
     if not isinstance(kind, str) or kind not in allowed:
         raise BadMessage(

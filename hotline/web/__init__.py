@@ -56,6 +56,11 @@ def create_app(services: Services) -> Flask:
     def _hotline_error(exc: HotlineError) -> Any:
         return _error_response(exc.status, exc.code, exc.detail)
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Any:
+        # json parsing of absurdly nested input ends here (get_json(silent=True) lets it out).
+        return _error_response(400, "bad_json", "the request body is nested too deeply")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")

@@ -119,7 +119,7 @@ def add_elder() -> Any:
     lang = data.get("lang", "zh_CN")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 40:
         raise BadMessage("name is required (up to 40 characters)", code="bad_field")
-    if dialect not in s.registry.dialects:
+    if not isinstance(dialect, str) or dialect not in s.registry.dialects:
         raise BadMessage("unknown dialect", code="bad_field")
     if not isinstance(phone, str) or (phone and not (phone.isdigit() and 5 <= len(phone) <= 15)):
         raise BadMessage("phone must be 5-15 digits", code="bad_field")
