@@ -7,6 +7,8 @@ line (their agent dropped) gets a key below everyone's, so they are next.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import itertools
 import statistics
 from dataclasses import dataclass, field
@@ -31,10 +33,16 @@ class Waiter:
 
 
 class WaitingLine:
-    """Callers waiting for an agent, kept in serving order."""
+    """Callers waiting for an agent, kept in serving order as they come and go.
+
+    One sorted list per dialect (places in line count within a dialect), kept sorted with
+    bisect: an arrival or a departure costs O(log n) to find plus a list insert, never a
+    sort of the whole line, so a surge of thousands of callers stays cheap.
+    """
 
     def __init__(self) -> None:
         self._waiters: dict[str, Waiter] = {}
+        self._by_dialect: dict[str, list[tuple[tuple[int, float], str]]] = {}
         self._seq = itertools.count(1)
         self._head = 0.0
 
@@ -46,28 +54,49 @@ class WaitingLine:
 
     def add(self, call_id: str, dialect: str, arrived_at: float, priority: int = NORMAL) -> Waiter:
         """Put a caller at the back of their priority class."""
-        waiter = Waiter(call_id, dialect, arrived_at, priority, key=float(next(self._seq)))
-        self._waiters[call_id] = waiter
-        return waiter
+        return self._insert(
+            Waiter(call_id, dialect, arrived_at, priority, key=float(next(self._seq)))
+        )
 
     def add_at_head(
         self, call_id: str, dialect: str, arrived_at: float, priority: int = NORMAL
     ) -> Waiter:
         """Put a caller in front of everyone of their priority class."""
         self._head -= 1.0
-        waiter = Waiter(call_id, dialect, arrived_at, priority, key=self._head)
-        self._waiters[call_id] = waiter
+        return self._insert(Waiter(call_id, dialect, arrived_at, priority, key=self._head))
+
+    def _insert(self, waiter: Waiter) -> Waiter:
+        self.remove(waiter.call_id)
+        self._waiters[waiter.call_id] = waiter
+        bisect.insort(
+            self._by_dialect.setdefault(waiter.dialect, []), (waiter.sort_key, waiter.call_id)
+        )
         return waiter
 
     def get(self, call_id: str) -> Waiter | None:
         return self._waiters.get(call_id)
 
     def remove(self, call_id: str) -> Waiter | None:
-        return self._waiters.pop(call_id, None)
+        waiter = self._waiters.pop(call_id, None)
+        if waiter is not None:
+            entries = self._by_dialect[waiter.dialect]
+            del entries[bisect.bisect_left(entries, (waiter.sort_key, call_id))]
+            if not entries:
+                del self._by_dialect[waiter.dialect]
+        return waiter
 
     def ordered(self) -> list[Waiter]:
-        """Every waiter, next to be served first."""
-        return sorted(self._waiters.values(), key=lambda w: w.sort_key)
+        """Every waiter, next to be served first (a merge of the per-dialect lines)."""
+        merged = heapq.merge(*self._by_dialect.values())
+        return [self._waiters[call_id] for _, call_id in merged]
+
+    def position(self, call_id: str) -> int:
+        """1-based place among the callers of the same dialect (0 if not waiting)."""
+        waiter = self._waiters.get(call_id)
+        if waiter is None:
+            return 0
+        entries = self._by_dialect[waiter.dialect]
+        return bisect.bisect_left(entries, (waiter.sort_key, call_id)) + 1
 
     def positions(self) -> dict[str, int]:
         """1-based place of every waiter among those of their dialect (1 = next).
@@ -75,12 +104,15 @@ class WaitingLine:
         Agents are rung by dialect, so a Cantonese caller waits behind Cantonese callers
         (priority callbacks first), not behind everyone in the building.
         """
-        seen: dict[str, int] = {}
-        out = {}
-        for w in self.ordered():
-            seen[w.dialect] = seen.get(w.dialect, 0) + 1
-            out[w.call_id] = seen[w.dialect]
-        return out
+        return {
+            call_id: i
+            for entries in self._by_dialect.values()
+            for i, (_, call_id) in enumerate(entries, start=1)
+        }
+
+    def dialects(self) -> dict[str, int]:
+        """How many wait, per dialect."""
+        return {d: len(entries) for d, entries in self._by_dialect.items()}
 
 
 def estimate_wait(

@@ -561,16 +561,6 @@ def test_routing_does_no_per_caller_work_when_nobody_is_free(monkeypatch) -> Non
     assert len(calls) == 0, f"pick_agent ran {len(calls)} times with no agent free"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: each arrival sorts the whole line at least twice: Switchboard._route -> "
-        "WaitingLine.ordered() and _send_queue_state -> WaitingLine.positions() -> ordered() "
-        "(hotline/live/switchboard.py caller_call); bench/surge.py at 4,842 waiting: ~45 % of the "
-        "server loop, fan-out p99 2.9 s, tap->ring p95 3.4 s. Keep the line ordered "
-        "incrementally (bisect/heap; a new caller's place is the count ahead of them)"
-    ),
-    strict=True,
-)
 def test_an_arrival_does_not_sort_the_whole_line(server) -> None:
     async def scenario() -> int:
         for _ in range(30):

@@ -53,7 +53,7 @@ class LiveCallbacks:
     # ----------------------------------------------------------------- caller messages
     async def _request(self, ctx: Context, msg: dict[str, Any]) -> None:
         call = self.sb.request_callback(ctx.conn)
-        position = self.sb.line.positions().get(call.call_id, 0)
+        position = self.sb.line.position(call.call_id)
         eta = call.last_queue_msg[1] if call.last_queue_msg else 0
         booking_id = await asyncio.to_thread(
             self.service.request_from_waiting_caller,

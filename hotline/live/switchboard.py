@@ -34,6 +34,7 @@ from hotline.tokens import digest, new_secret
 log = logging.getLogger(__name__)
 
 WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
+POSITIONS_EVERY = 0.5  # seconds between rounds of queue updates while the line moves
 CALLING_ELDER = "calling_elder"  # a callback: the agent took it, the elder's page is ringing
 
 
@@ -102,6 +103,7 @@ class Switchboard:
         self._overflow_timer: asyncio.TimerHandle | None = None
         self.closing = False
         self._line_scheduled = False
+        self._positions_sent_at = float("-inf")
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
@@ -447,6 +449,13 @@ class Switchboard:
     # ----------------------------------------------------------------- ringing
     def _route(self) -> None:
         now = self.clock()
+        if not any(p.status == routing.AVAILABLE for p in self.agents.values()):
+            # Nobody to ring: skip walking the line (cheap during a surge). Overflow only
+            # matters once someone is free, and becoming free routes again.
+            if self._overflow_timer is not None:
+                self._overflow_timer.cancel()
+                self._overflow_timer = None
+            return
         waiters = [w for w in self.line.ordered() if self._routable(w.call_id)]
         agents = [
             routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
@@ -748,15 +757,19 @@ class Switchboard:
 
     # ----------------------------------------------------------------- queue updates
     def _schedule_positions(self) -> None:
-        """Coalesce queue updates: at most one round per 0.5 s, each caller sent on change."""
+        """Coalesce queue updates: a round at once after a quiet spell, then at most one per
+        0.5 s while the line keeps moving; each caller is sent only what changed."""
         if self._positions_scheduled:
             return
         self._positions_scheduled = True
-        asyncio.get_running_loop().call_later(0.5, self._publish_positions)
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._positions_sent_at + POSITIONS_EVERY - loop.time())
+        loop.call_later(wait, self._publish_positions)
 
     def _publish_positions(self) -> None:
-        """One round: the line is sorted once and agents counted once, whatever its length."""
+        """One round: positions and agent counts computed once, whatever the line's length."""
         self._positions_scheduled = False
+        self._positions_sent_at = asyncio.get_running_loop().time()
         positions = self.line.positions()
         serving = self._serving_counts()
         for call_id, position in positions.items():
@@ -784,7 +797,7 @@ class Switchboard:
         if call.state != WAITING:
             position = 0
         elif position is None:
-            position = self.line.positions().get(call.call_id, 0)
+            position = self.line.position(call.call_id)
         if serving is None:
             serving = self._serving_counts()
         eta = line_mod.estimate_wait(
@@ -843,6 +856,7 @@ class Switchboard:
 
     def _send_line(self) -> None:
         self._line_scheduled = False
+        self._positions_sent_at = float("-inf")
         summary = {"type": "line", **self.line_summary()}
         self.hub.publish("agents", summary)
         self.hub.publish("wallboard", summary)
