@@ -28,10 +28,17 @@ class Prompts:
     def __init__(self, signer: Signer, voices: dict[str, str]) -> None:
         self.signer = signer
         self.voices = voices  # dialect id -> espeak-ng voice
+        self._urls: dict[tuple[str, str], str] = {}  # queue prompts repeat: sign each once
 
     def url_for_text(self, text: str, lang: str, dialect: str) -> str:
         voice = voice_for(lang, self.voices.get(dialect))
-        return "/tts/" + self.signer.dumps("tts", {"t": text, "v": voice}) + ".wav"
+        url = self._urls.get((text, voice))
+        if url is None:
+            if len(self._urls) > 20_000:
+                self._urls.clear()
+            url = "/tts/" + self.signer.dumps("tts", {"t": text, "v": voice}) + ".wav"
+            self._urls[(text, voice)] = url
+        return url
 
     def url(self, lang: str, dialect: str, key: str, **values: object) -> str:
         return self.url_for_text(t(lang, key, **values), lang, dialect)

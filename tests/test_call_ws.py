@@ -708,16 +708,16 @@ def test_queue_update_round_sorts_the_line_once(server: ServerThread) -> None:
             sorts.append(1)
             return original()
 
-        def one_round() -> int:
+        async def one_round() -> int:
             line.positions = counting
             try:
                 for call in server.switchboard.calls.values():
                     call.last_queue_msg = None  # every caller gets a fresh update
-                server.switchboard._publish_positions()
+                await server.switchboard._publish_positions()
             finally:
                 del line.positions
             return len(sorts)
 
-        assert server.run(one_round) <= 2
+        assert server.call(one_round()) <= 2
 
     run(scenario())

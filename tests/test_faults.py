@@ -512,7 +512,7 @@ def test_one_queue_round_computes_the_line_once(server) -> None:
 
         server.run(setattr, line, "positions", counting)
         try:
-            server.run(server.switchboard._publish_positions)
+            server.call(server.switchboard._publish_positions())
         finally:
             server.run(delattr, line, "positions")
         return len(calls)

@@ -34,7 +34,8 @@ from hotline.tokens import digest, new_secret
 log = logging.getLogger(__name__)
 
 WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
-POSITIONS_EVERY = 0.5  # seconds between rounds of queue updates while the line moves
+POSITIONS_EVERY = 1.0  # seconds between rounds of queue updates while the line moves
+ROUND_SLICE = 250  # queue updates sent before a round yields the loop (rings stay prompt)
 CALLING_ELDER = "calling_elder"  # a callback: the agent took it, the elder's page is ringing
 
 
@@ -104,6 +105,7 @@ class Switchboard:
         self.closing = False
         self._line_scheduled = False
         self._positions_sent_at = float("-inf")
+        self._rounds: set[asyncio.Task[None]] = set()
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
@@ -764,18 +766,29 @@ class Switchboard:
         self._positions_scheduled = True
         loop = asyncio.get_running_loop()
         wait = max(0.0, self._positions_sent_at + POSITIONS_EVERY - loop.time())
-        loop.call_later(wait, self._publish_positions)
+        loop.call_later(wait, self._start_round)
 
-    def _publish_positions(self) -> None:
-        """One round: positions and agent counts computed once, whatever the line's length."""
+    def _start_round(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish_positions())
+        self._rounds.add(task)
+        task.add_done_callback(self._rounds.discard)
+
+    async def _publish_positions(self) -> None:
+        """One round: positions and agent counts computed once, whatever the line's length;
+        the sends are sliced so that a long line never holds up rings and answers."""
         self._positions_scheduled = False
         self._positions_sent_at = asyncio.get_running_loop().time()
         positions = self.line.positions()
         serving = self._serving_counts()
-        for call_id, position in positions.items():
+        for n, (call_id, position) in enumerate(positions.items(), start=1):
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
                 self._send_queue_state(call, position, serving)
+            if n % ROUND_SLICE == 0:
+                await asyncio.sleep(0)
+                positions_now = self.line.position(call_id)
+                if positions_now and positions_now != position:
+                    return  # the line moved mid-round: the next round has the truth
 
     def _serving_counts(self) -> dict[str, int]:
         """Agents signed in and not away, per dialect they speak."""
@@ -857,6 +870,7 @@ class Switchboard:
     def _send_line(self) -> None:
         self._line_scheduled = False
         self._positions_sent_at = float("-inf")
+        self._rounds: set[asyncio.Task[None]] = set()
         summary = {"type": "line", **self.line_summary()}
         self.hub.publish("agents", summary)
         self.hub.publish("wallboard", summary)
