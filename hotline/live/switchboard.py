@@ -785,10 +785,7 @@ class Switchboard:
             if call is not None and call.state == WAITING:
                 self._send_queue_state(call, position, serving)
             if n % ROUND_SLICE == 0:
-                await asyncio.sleep(0)
-                positions_now = self.line.position(call_id)
-                if positions_now and positions_now != position:
-                    return  # the line moved mid-round: the next round has the truth
+                await asyncio.sleep(0)  # let rings and answers through mid-round
 
     def _serving_counts(self) -> dict[str, int]:
         """Agents signed in and not away, per dialect they speak."""
