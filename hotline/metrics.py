@@ -41,6 +41,14 @@ class HotlineCollector:
         yield _gauge("hotline_live_up", "1 when the live side answered this scrape.", live_up)
         yield from self._live(snap)
         yield from self._captions(snap.get("caption_streams") or {})
+        latency = snap.get("caption_latency")
+        if latency:
+            yield _histogram(
+                "hotline_caption_final_latency_seconds",
+                "End of an utterance's audio to its final caption sent (all calls so far).",
+                tuple(latency["bounds"]),
+                (latency["buckets"], latency["count"], latency["sum"]),
+            )
         yield from self._stored()
 
     def _snapshot(self) -> tuple[dict[str, Any], int]:

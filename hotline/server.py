@@ -105,6 +105,7 @@ async def start(cfg: Config) -> Running:
         snap["ws_connections"] = len(live.conns)
         snap["ws_errors"] = live.errors
         snap["caption_streams"] = captions.stats()
+        snap["caption_latency"] = captions.latency()
         return snap
 
     services._snapshot = snapshot

@@ -153,6 +153,12 @@ def _fidelity_scenario(srv: ServerThread, tmp_path: Path) -> None:
     stored = transcripts_db.lines(srv.db, call_id)
     assert [line["text"] for line in stored] == [f["text"] for f in finals]
     assert calls_db.get(srv.db, call_id)["outcome"] == "completed"
+    latency = srv.running.captions.latency()
+    assert latency["count"] == len(finals) and latency["sum"] > 0
+    import urllib.request
+
+    metrics = urllib.request.urlopen(f"{srv.http}/metrics").read().decode()
+    assert "hotline_caption_final_latency_seconds_bucket" in metrics
 
 
 def registry_with_second_model(tmp: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 CALLER_DIALECT: dict[str, tuple[type, bool, int]] = {"dialect": (str, True, 16)}
 TOGGLE: dict[str, tuple[type, bool, int]] = {"on": (bool, True, 0)}
 DETECT_SECONDS = 4.0
+LATENCY_BOUNDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)  # seconds, for /metrics
 
 
 @dataclass
@@ -47,6 +49,11 @@ class LiveCaptions:
         self.sb = sb
         self.engine = engine
         self.calls: dict[str, CallCaptions] = {}
+        # End of an utterance's audio -> its final caption sent, as cumulative buckets.
+        self.latency_buckets = [0] * len(LATENCY_BOUNDS)
+        self.latency_count = 0
+        self.latency_sum = 0.0
+        self._first_audio: dict[tuple[str, str], float] = {}
         sb.listeners.append(self._on_call_event)
 
     def attach(self, live: LiveServer) -> None:
@@ -67,6 +74,8 @@ class LiveCaptions:
             self._open(call, extra["speaker"])
         elif event in ("ended", "requeued"):
             state = self.calls.pop(call.call_id, None)
+            for speaker in ("caller", "agent"):
+                self._first_audio.pop((call.call_id, speaker), None)
             if state is not None:
                 for stream in state.streams.values():
                     stream.close()
@@ -122,11 +131,19 @@ class LiveCaptions:
             )
             return
         state.streams[speaker] = stream
-        sink = stream.feed
+        key = (call.call_id, speaker)
+        self._first_audio.pop(key, None)
+
+        def timed_feed(pcm: bytes, feed: Any = stream.feed) -> None:
+            if key not in self._first_audio:  # stream time 0 = when its first audio came
+                self._first_audio[key] = time.monotonic() - len(pcm) / 32000
+            feed(pcm)
+
+        sink = timed_feed
         if speaker == "caller" and not call.dialect_known:
             candidates = self.detection_candidates(state.caller_dialect)
             if len(candidates) >= 2:
-                sink = self._detecting_sink(call, state, stream, candidates)
+                sink = self._detecting_sink(call, state, stream, candidates, timed_feed)
         self.sb.gateway.set_sink(call.call_id, speaker, sink)
 
     # ----------------------------------------------------------------- dialect detection
@@ -143,14 +160,19 @@ class LiveCaptions:
         return out
 
     def _detecting_sink(
-        self, call: LiveCall, state: CallCaptions, stream: CaptionStream, candidates: list[str]
+        self,
+        call: LiveCall,
+        state: CallCaptions,
+        stream: CaptionStream,
+        candidates: list[str],
+        feed: Any,
     ) -> Any:
         """Feed captions as usual, and collect the first seconds for dialect detection."""
         head = bytearray()
         need = int(DETECT_SECONDS * 16000) * 2
 
         def sink(pcm: bytes) -> None:
-            stream.feed(pcm)
+            feed(pcm)
             if len(head) < need:
                 head.extend(pcm)
                 if len(head) >= need:
@@ -206,10 +228,32 @@ class LiveCaptions:
                     {k: event[k] for k in ("type", "kind", "text", "speaker", "call_id")}
                 )
         if event["type"] == "caption" and event.get("kind") == "final":
+            self._observe_latency(call_id, speaker, event)
             dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
             self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
+
+    def _observe_latency(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
+        start = self._first_audio.get((call_id, speaker))
+        end = event.get("utterance_end")
+        if start is None or not isinstance(end, int | float):
+            return
+        latency = max(0.0, time.monotonic() - (start + end))
+        self.latency_count += 1
+        self.latency_sum += latency
+        for i, bound in enumerate(LATENCY_BOUNDS):
+            if latency <= bound:
+                self.latency_buckets[i] += 1
+
+    def latency(self) -> dict[str, Any]:
+        """Final-caption latency so far (cumulative buckets), for /metrics."""
+        return {
+            "bounds": list(LATENCY_BOUNDS),
+            "buckets": list(self.latency_buckets),
+            "count": self.latency_count,
+            "sum": round(self.latency_sum, 3),
+        }
 
     def _alerts(self, call: LiveCall, state: CallCaptions, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
