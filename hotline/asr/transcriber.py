@@ -461,12 +461,13 @@ class CaptionStream:
                         self._audio_queued -= 1
                 if item[0] == "audio":
                     self._audio(item[1], item[2])
+                    # After every chunk (~0.3 ms): a batch must not hold a partial back.
+                    self._maybe_partial()
                 elif item[0] == "attach":
                     self._attach(item[1])
                 else:
                     self._close_now()
                     return
-            self._maybe_partial()
         except Exception:
             log.exception("call %s: caption job failed", self.call_id)
             self._fail()

@@ -34,18 +34,21 @@ class Monitoring:
             live.route(role, "monitor", CALL_ID, self._monitor)
             live.route(role, "unmonitor", {}, self._unmonitor)
 
-    def _monitor(self, ctx: Context, msg: dict[str, Any]) -> None:
+    async def _monitor(self, ctx: Context, msg: dict[str, Any]) -> None:
         if not ctx.supervisor:
             raise Forbidden("only supervisors may monitor calls")
         call = self.sb.calls.get(msg["call_id"])
         if call is None:
             raise NotFound("no such live call", code="no_call")
+        # Audited before anything of the call is shown.
+        await self.sb._store(
+            audit.record, f"agent:{ctx.agent_id}", "monitor_call", f"call:{call.call_id}"
+        )
+        if call.call_id not in self.sb.calls:
+            raise NotFound("the call has just ended", code="no_call")
         self._unmonitor(ctx, {})
         self.sb.hub.subscribe(topic(call.call_id), ctx.conn)
         self.watching[ctx.conn] = call.call_id
-        self.sb._store_later(
-            audit.record, f"agent:{ctx.agent_id}", "monitor_call", f"call:{call.call_id}"
-        )
         ctx.conn.send(
             {
                 "type": "monitoring",
