@@ -79,8 +79,6 @@ class Config:
     )
     log_json: bool = setting(False, "Write logs as JSON lines.")
     log_level: str = setting("INFO", "Logging level.")
-    tls_cert: str = setting("", "PEM certificate for HTTPS/WSS served directly (else use a proxy).")
-    tls_key: str = setting("", "PEM private key matching tls_cert.")
     caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
     caption_warm: int = setting(2, "Warm recognizers kept ready per installed model.")
     captions_vad: bool = setting(
