@@ -118,3 +118,18 @@ class Client:
     async def close(self) -> None:
         await self.ws.close()
         self._task.cancel()
+
+
+async def connect_call(srv: ServerThread, agent_id: int, link: str) -> tuple[Client, Client, str]:
+    """An agent takes calls, the caller with `link` taps, the agent answers: (agent, caller, id)."""
+    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
+    agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
+    await agent.expect("hello")
+    await agent.send({"type": "status", "status": "available"})
+    caller = await Client.open(f"{srv.ws}?role=caller&link={link}")
+    await caller.expect("hello")
+    await caller.send({"type": "call"})
+    ring = await agent.expect("ring")
+    await agent.send({"type": "accept", "call_id": ring["call_id"]})
+    await caller.expect("connected")
+    return agent, caller, ring["call_id"]

@@ -18,7 +18,7 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db import transcripts as transcripts_db
 from tests.asr_helpers import file_decode_text, make_speech_wav, word_similarity, write_pcm
-from tests.support import SLOW, Client, ServerThread, test_config
+from tests.support import SLOW, Client, ServerThread, connect_call, test_config
 
 
 def speech_file(tmp_path: Path) -> Path:
@@ -39,20 +39,6 @@ def speech_file(tmp_path: Path) -> Path:
     subprocess.run(["sox", *parts, str(joined)], check=True)
     subprocess.run(["sox", str(joined), str(out), "pad", "0.3", "1.5"], check=True)
     return out
-
-
-async def connect_call(srv: ServerThread, agent_id: int, link: str) -> tuple[Client, Client, str]:
-    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
-    agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
-    await agent.expect("hello")
-    await agent.send({"type": "status", "status": "available"})
-    caller = await Client.open(f"{srv.ws}?role=caller&link={link}")
-    await caller.expect("hello")
-    await caller.send({"type": "call"})
-    ring = await agent.expect("ring")
-    await agent.send({"type": "accept", "call_id": ring["call_id"]})
-    await caller.expect("connected")
-    return agent, caller, ring["call_id"]
 
 
 async def speak_into_tap(caller: Client, wav: Path):

@@ -6,24 +6,14 @@ from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from tests.media import ToneTrack
-from tests.support import Client, ServerThread
+from tests.support import ServerThread, connect_call
 
 
 async def _call(server: ServerThread, dialect: str, hard_of_hearing: bool = False):
     agent_row = agents_db.add(server.db, f"a-{dialect}", "pw", [dialect, "ko"])
     elder = elders_db.add(server.db, "甲", dialect=dialect, hard_of_hearing=hard_of_hearing)
     link = elders_db.new_link(server.db, elder.id).token
-    ticket = server.services.signer.dumps("ws", {"agent": agent_row.id})
-    agent = await Client.open(f"{server.ws}?role=agent&token={ticket}")
-    await agent.expect("hello")
-    await agent.send({"type": "status", "status": "available"})
-    caller = await Client.open(f"{server.ws}?role=caller&link={link}")
-    await caller.expect("hello")
-    await caller.send({"type": "call"})
-    ring = await agent.expect("ring")
-    await agent.send({"type": "accept", "call_id": ring["call_id"]})
-    await caller.expect("connected")
-    return agent, caller, ring["call_id"]
+    return await connect_call(server, agent_row.id, link)
 
 
 def test_no_model_means_captions_off_and_the_call_goes_on(server: ServerThread) -> None:

@@ -143,7 +143,7 @@ class LiveCaptions:
         if speaker == "caller" and not call.dialect_known:
             candidates = self.detection_candidates(state.caller_dialect)
             if len(candidates) >= 2:
-                sink = self._detecting_sink(call, state, stream, candidates, timed_feed)
+                sink = self._detecting_sink(call, candidates, timed_feed)
         self.sb.gateway.set_sink(call.call_id, speaker, sink)
 
     # ----------------------------------------------------------------- dialect detection
@@ -159,14 +159,7 @@ class LiveCaptions:
             out.append(dialect)
         return out
 
-    def _detecting_sink(
-        self,
-        call: LiveCall,
-        state: CallCaptions,
-        stream: CaptionStream,
-        candidates: list[str],
-        feed: Any,
-    ) -> Any:
+    def _detecting_sink(self, call: LiveCall, candidates: list[str], feed: Any) -> Any:
         """Feed captions as usual, and collect the first seconds for dialect detection."""
         head = bytearray()
         need = int(DETECT_SECONDS * 16000) * 2

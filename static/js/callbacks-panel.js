@@ -1,22 +1,10 @@
 // The agents' callback list: due now / overdue / today / later; claim, show number, record.
 // Usage: mountCallbacksPanel(container, { csrf, strings, onStart(booking) }) -> { refresh, close }
 // `strings` is the catalogue subset with the prefix "callbacks." (e.g. subset(lang, ("callbacks.",))).
+import { el, fmt } from "./dom.js";
 
 const GROUPS = ["due_now", "overdue", "today", "later"];
 const RESULTS = ["reached", "no_answer", "wrong_number", "rescheduled"];
-
-const fmt = (text, values) => String(text || "").replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 export function mountCallbacksPanel(container, { csrf, strings = {}, onStart = () => {}, refreshSeconds = 30 } = {}) {
   const S = (key, values = {}) => fmt(strings[`callbacks.${key}`] || key, values);

@@ -2,23 +2,11 @@
 // Usage: mountWrapup(container, { csrf, strings, callId, fraud, onSaved(result) }) -> { close }
 // `strings` is the catalogue subset with the prefixes "wrapup." and "family.topic."
 // (e.g. subset(lang, ("wrapup.", "family.topic."))).
+import { el, fmt } from "./dom.js";
 
 const OUTCOMES = ["solved", "partly_solved", "not_solved", "referred", "fraud_stopped", "no_contact"];
 const OWNERS = ["agent", "elder", "family", "none"];
 const TOPICS = ["refund_order", "payment_password", "phone_settings", "anti_fraud", "other"];
-
-const fmt = (text, values) => String(text || "").replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 export function mountWrapup(container, { csrf, strings = {}, callId, fraud = false, onSaved = () => {} } = {}) {
   const S = (key, values = {}) => fmt(strings[key] || key, values);
