@@ -20,9 +20,13 @@ Phases:
    the generator). Meanwhile a stream of `yue` callers is rung through to free `yue` agents:
    tap -> ring latency with the whole line waiting.
 
-Fan-out latency of a `queue` message = its arrival time minus the first agent `accept` sent
-after that caller's previous `queue` message (how stale the caller's place on screen was).
-Clocks: time.perf_counter (CLOCK_MONOTONIC, shared by all processes of the machine).
+Fan-out latency of a `queue` message = its arrival time minus its `at` (the server's clock
+when that round of places was computed): how long one round takes to reach every caller.
+Staleness, reported apart = arrival minus the first agent `accept` sent after that caller's
+previous `queue` message (how old the place on screen was; rounds are at most one per second
+by design, so this is bounded by ~1 s plus the fan-out).
+Clocks: time.perf_counter and the server's loop.time() are both CLOCK_MONOTONIC, shared by all
+processes of the machine.
 
 The last line printed is one JSON object.
 """
@@ -128,6 +132,7 @@ class Holder:
         self.audio_fraction = audio_fraction
         self.audio_max = audio_max
         self.queue_times: list[list[float]] = [[] for _ in range(count)]
+        self.fanout: list[tuple[float, float]] = []  # (arrival, arrival - server's round time)
         self.waiting = 0
         self.peak_waiting = 0
         self.served = 0
@@ -159,6 +164,8 @@ class Holder:
                 kind = msg.get("type")
                 if kind == "queue":
                     self.queue_times[i].append(t)
+                    if "at" in msg:
+                        self.fanout.append((t, t - msg["at"]))
                 elif kind == "queued":
                     queued = True
                     self.waiting += 1
@@ -221,6 +228,7 @@ class Holder:
             json.dump(
                 {
                     "queue_times": self.queue_times,
+                    "fanout": self.fanout,
                     "errors": self.errors,
                     "peak_waiting": self.peak_waiting,
                     "held_at_end": held,
@@ -367,7 +375,7 @@ async def ring_stream(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def fanout_ms(queue_times: list[list[float]], accepts: list[float], since: float) -> list[float]:
+def staleness_ms(queue_times: list[list[float]], accepts: list[float], since: float) -> list[float]:
     """Per queue message: arrival minus the first accept after the caller's previous message."""
     accepts = sorted(accepts)
     out: list[float] = []
@@ -494,7 +502,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         queue_times = [t for out in holders_out for t in out["queue_times"]]
         for out in holders_out:
             errors += out["errors"]
-        fan = fanout_ms(queue_times, agents.accepts, since)
+        stale = staleness_ms(queue_times, agents.accepts, since)
+        fan = [d * 1000 for out in holders_out for t, d in out["fanout"] if t >= since]
         errors += agents.errors + stream.get("errors", [])
         served = sum(out["served"] for out in holders_out)
         audio = sum(out["audio_connected"] for out in holders_out)
@@ -504,7 +513,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             f" ({audio} with an audio tap), {len(stream.get('ring_ms', []))} yue calls in"
             f" {measure_s:.1f} s; server CPU {measure_cpu:.1f} s"
             f" ({measure_cpu / measure_s * 100:.0f} % of a core); {len(fan)} queue messages timed;"
-            f" fan-out p50 {_r(percentile(fan, 50))} ms, max {_r(max(fan, default=0))} ms",
+            f" fan-out p50 {_r(percentile(fan, 50))} ms, max {_r(max(fan, default=0))} ms;"
+            f" staleness (first accept not yet shown -> shown) p50 {_r(percentile(stale, 50))}"
+            f" p99 {_r(percentile(stale, 99))} ms",
             flush=True,
         )
         print(
@@ -517,7 +528,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "waiting_callers": held,
             "server_rss_mb": round(rss_peak, 1),
+            "fanout_p50_ms": _r(percentile(fan, 50)),
             "fanout_p99_ms": _r(percentile(fan, 99)),
+            "staleness_p99_ms": _r(percentile(stale, 99)),
             "tap_to_ring_p95_ms": _r(percentile(stream.get("ring_ms", []), 95)),
             "errors": len(errors),
         }

@@ -1,7 +1,7 @@
-"""Connections with bounded outgoing queues, and topics that fan messages out to them.
+"""Connections whose sends never block the loop, and topics that fan messages out to them.
 
-A slow or stuck client never blocks anyone: each connection has its own writer task and a
-bounded queue; when the queue is full the connection is closed (it will reconnect).
+A slow or stuck client never blocks anyone: a send is written at once (no per-connection task
+or queue), and a client that has fallen too far behind is closed (it will reconnect).
 """
 
 from __future__ import annotations
@@ -14,16 +14,26 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from websockets.protocol import State
+
 log = logging.getLogger(__name__)
+
+MAX_BUFFER = 512 * 1024  # unsent bytes a client may fall behind by before it is dropped
 
 _ids = itertools.count(1)
 _background: set[asyncio.Task[None]] = set()  # strong refs to close_soon tasks
 
 
 class Conn:
-    """One websocket client as the live side sees it."""
+    """One websocket client as the live side sees it.
 
-    def __init__(self, ws: Any, *, max_queue: int = 256, send_timeout: float = 10.0) -> None:
+    Sending is synchronous: the frame goes straight to the socket, or into the transport's
+    buffer when the client reads slowly. No task or queue per connection (a surge holds
+    thousands of waiting callers); a client whose unsent bytes pass `max_buffer` is closed
+    (it will reconnect), so one stuck page never grows the server's memory or blocks anyone.
+    """
+
+    def __init__(self, ws: Any, *, max_buffer: int = MAX_BUFFER) -> None:
         self.id = next(_ids)
         self.ws = ws
         self.role = "anonymous"
@@ -31,40 +41,39 @@ class Conn:
         self.elder: Any = None  # a caller's elder record, when they came by a one-tap link
         self.last_call_id: str | None = None  # the call that just ended here (for rating)
         self.lang = "zh_CN"  # a caller page's UI language
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(max_queue)
-        self._send_timeout = send_timeout
-        self._writer: asyncio.Task[None] | None = None
+        self._max_buffer = max_buffer
         self.closed = False
 
-    def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-
     def send(self, message: dict[str, Any]) -> None:
-        """Queue a message; never blocks. A client too slow to drain its queue is dropped."""
+        """Send a message now; never blocks. A client too slow to drain its data is dropped."""
         if self.closed:
             return
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         try:
-            text.encode("utf-8")
+            data = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: escape them rather than fail the socket
-            text = json.dumps(message, separators=(",", ":"))
-        try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("conn %s: send queue full, closing slow client", self.id)
-            self.close(code=1013, reason="too slow")
+            data = json.dumps(message, separators=(",", ":")).encode()
+        self.send_encoded(data)
 
-    async def _write_loop(self) -> None:
+    def send_encoded(self, data: bytes) -> None:
+        """Send one UTF-8 JSON text frame that is already encoded."""
+        if self.closed:
+            return
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN:
+            return  # closing: the reader ends and cleans up
+        transport = ws.transport
+        if transport is None or transport.get_write_buffer_size() > self._max_buffer:
+            log.warning("conn %s: too much unsent, dropping slow client", self.id)
+            self.closed = True
+            if transport is not None:  # a closing handshake would queue behind the backlog
+                transport.abort()
+            return
         try:
-            while True:
-                text = await self._queue.get()
-                if text is None:
-                    return
-                await asyncio.wait_for(self.ws.send(text), self._send_timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # connection gone or stuck: close it, the reader ends too
-            log.info("conn %s: writer stopped: %s", self.id, type(exc).__name__)
+            ws.protocol.send_text(data)
+            ws.send_data()
+        except Exception as exc:  # the socket went away under us: the reader cleans up
+            log.info("conn %s: send failed: %s", self.id, type(exc).__name__)
             self.close(code=1011, reason="send failed")
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -72,32 +81,25 @@ class Conn:
         if self.closed:
             return
         self.closed = True
-        if self._writer is not None:
-            self._writer.cancel()
         with contextlib.suppress(Exception):
-            asyncio.get_running_loop().create_task(self.ws.close(code, reason))
-
-    def close_soon(self, code: int = 1000, reason: str = "") -> None:
-        """Close after what is already queued has been sent (e.g. a final error message)."""
-        if not self.closed:
-            task = asyncio.get_running_loop().create_task(self.flush_and_close(code, reason))
+            task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
             _background.add(task)
             task.add_done_callback(_background.discard)
+
+    def close_soon(self, code: int = 1000, reason: str = "") -> None:
+        """Close after what was sent (e.g. a final error message): sends are already written,
+        and the closing handshake goes after them."""
+        self.close(code, reason)
 
     async def flush_and_close(
         self, code: int = 1000, reason: str = "", timeout: float = 2.0
     ) -> None:
-        """Send what is queued, then close."""
+        """Close, waiting up to `timeout` for the closing handshake (what was sent goes first)."""
         if self.closed:
             return
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._writer), timeout)
         self.closed = True
         with contextlib.suppress(Exception):
-            await self.ws.close(code, reason)
+            await asyncio.wait_for(self.ws.close(code, reason), timeout)
 
 
 class Hub:

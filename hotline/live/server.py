@@ -155,7 +155,6 @@ class LiveServer:
     # ----------------------------------------------------------------- connection
     async def _handle(self, ws: ServerConnection) -> None:
         conn = Conn(ws)
-        conn.start()
         self.conns.add(conn)
         query = parse_qs(urlsplit(ws.request.path).query)
         role = query.get("role", [""])[0]

@@ -777,13 +777,13 @@ class Switchboard:
         """One round: positions and agent counts computed once, whatever the line's length;
         the sends are sliced so that a long line never holds up rings and answers."""
         self._positions_scheduled = False
-        self._positions_sent_at = asyncio.get_running_loop().time()
+        self._positions_sent_at = at = asyncio.get_running_loop().time()
         positions = self.line.positions()
         serving = self._serving_counts()
         for n, (call_id, position) in enumerate(positions.items(), start=1):
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
-                self._send_queue_state(call, position, serving)
+                self._send_queue_state(call, position, serving, at)
             if n % ROUND_SLICE == 0:
                 await asyncio.sleep(0)  # let rings and answers through mid-round
 
@@ -801,6 +801,7 @@ class Switchboard:
         call: LiveCall,
         position: int | None = None,
         serving: dict[str, int] | None = None,
+        at: float | None = None,
     ) -> None:
         if call.caller is None or call.state not in (WAITING, RINGING):
             return
@@ -828,6 +829,7 @@ class Switchboard:
             "eta_seconds": eta,
             "state": call.state,
             "offer_callback": eta >= self.cfg.callback_offer_seconds,
+            "at": round(asyncio.get_running_loop().time() if at is None else at, 3),
         }
         if self.prompts is not None and call.state == WAITING:
             minutes = max(1, round(eta / 60))
@@ -866,8 +868,6 @@ class Switchboard:
 
     def _send_line(self) -> None:
         self._line_scheduled = False
-        self._positions_sent_at = float("-inf")
-        self._rounds: set[asyncio.Task[None]] = set()
         summary = {"type": "line", **self.line_summary()}
         self.hub.publish("agents", summary)
         self.hub.publish("wallboard", summary)
