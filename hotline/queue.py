@@ -3,6 +3,10 @@
 Pure code: no I/O, no asyncio. Order is (priority, key): a higher priority first, then the
 smaller key. A caller's key is their arrival sequence; a caller sent back to the head of the
 line (their agent dropped) gets a key below everyone's, so they are next.
+
+So within a priority class, the callers with a positive key stand in the order they arrived
+(they are added as they arrive, and a restart restores them oldest first): routing relies on
+this to stop walking a line at the first caller who has not waited long enough to overflow.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import bisect
 import heapq
 import itertools
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 NORMAL = 0
@@ -30,6 +35,12 @@ class Waiter:
     @property
     def sort_key(self) -> tuple[int, float]:
         return (-self.priority, self.key)
+
+    @property
+    def arrives_in_order(self) -> bool:
+        """Whether everyone behind this waiter in their line arrived after them: a normal
+        caller placed by arrival (not sent back to the head, not a priority task)."""
+        return self.priority == NORMAL and self.key > 0
 
 
 class WaitingLine:
@@ -89,6 +100,24 @@ class WaitingLine:
         """Every waiter, next to be served first (a merge of the per-dialect lines)."""
         merged = heapq.merge(*self._by_dialect.values())
         return [self._waiters[call_id] for _, call_id in merged]
+
+    def lines(self) -> dict[str, Iterator[Waiter]]:
+        """Each dialect's waiters, lazily, next to be served first (walk without copying)."""
+        return {
+            dialect: (self._waiters[call_id] for _, call_id in entries)
+            for dialect, entries in self._by_dialect.items()
+        }
+
+    def oldest_arrival(self, dialect: str) -> float | None:
+        """When the longest-waiting caller of the dialect arrived (without a full scan)."""
+        oldest = None
+        for _, call_id in self._by_dialect.get(dialect, ()):
+            waiter = self._waiters[call_id]
+            if oldest is None or waiter.arrived_at < oldest:
+                oldest = waiter.arrived_at
+            if waiter.arrives_in_order:
+                break  # everyone behind arrived later still
+        return oldest
 
     def position(self, call_id: str) -> int:
         """1-based place among the callers of the same dialect (0 if not waiting)."""

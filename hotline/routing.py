@@ -8,6 +8,8 @@ in line order, so nobody is overtaken by a later caller of the same dialect.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from hotline.queue import Waiter
@@ -47,12 +49,27 @@ def pick_agent(
 
 
 def assign(
-    waiters: list[Waiter], agents: list[AgentState], now: float, overflow_seconds: float
+    waiters: Iterable[Waiter], agents: list[AgentState], now: float, overflow_seconds: float
 ) -> list[tuple[str, int]]:
-    """Pairs (call_id, agent_id) to ring now, for waiters given in line order.
+    """Pairs (call_id, agent_id) to ring now, for waiters given in line order."""
+    lines: dict[str, list[Waiter]] = {}
+    for waiter in waiters:
+        lines.setdefault(waiter.dialect, []).append(waiter)
+    return assign_lines(lines, agents, now, overflow_seconds)
 
-    Cost is about one dictionary look-up per waiter when nobody can take them (a long line
-    with no free agent of its dialect), so routing can run on every arrival.
+
+def assign_lines(
+    lines: Mapping[str, Iterable[Waiter]],
+    agents: list[AgentState],
+    now: float,
+    overflow_seconds: float,
+) -> list[tuple[str, int]]:
+    """Pairs (call_id, agent_id) to ring now; `lines` holds each dialect's waiters in order.
+
+    Callers are considered in line order across dialects (a merge), and each dialect's line
+    is walked only as far as it can be served: while an agent of that dialect is free, or
+    through callers who have waited long enough to overflow to anyone. So the cost is a
+    few waiters per free agent, never the length of the line (a surge of thousands).
     """
     free = [a for a in agents if a.status == AVAILABLE]
     if not free:
@@ -61,9 +78,19 @@ def assign(
     for a in free:
         for d in a.dialects:
             left[d] = left.get(d, 0) + 1
+
+    def walk(dialect: str, waiters: Iterable[Waiter]) -> Iterator[Waiter]:
+        for waiter in waiters:
+            if not left.get(dialect) and now - waiter.arrived_at < overflow_seconds:
+                if waiter.arrives_in_order:
+                    return  # nobody of this dialect is free, and those behind came later
+                continue
+            yield waiter
+
     taken: set[int] = set()
     pairs = []
-    for waiter in waiters:
+    streams = [walk(d, ws) for d, ws in lines.items()]
+    for waiter in heapq.merge(*streams, key=lambda w: w.sort_key):
         if len(taken) == len(free):
             break
         if waiter.ringing_agent is not None:
@@ -80,11 +107,20 @@ def assign(
     return pairs
 
 
-def next_overflow_at(waiters: list[Waiter], overflow_seconds: float, now: float) -> float | None:
-    """When the next not-yet-overflowed waiter reaches the overflow time (to re-route then)."""
-    times = [
-        w.arrived_at + overflow_seconds
-        for w in waiters
-        if w.ringing_agent is None and w.arrived_at + overflow_seconds > now
-    ]
+def next_overflow_at(
+    lines: Mapping[str, Iterable[Waiter]], overflow_seconds: float, now: float
+) -> float | None:
+    """When the next not-yet-overflowed waiter reaches the overflow time (to re-route then).
+
+    Each line is walked only to its first caller placed by arrival who has not overflowed:
+    those behind arrived later.
+    """
+    times = []
+    for waiters in lines.values():
+        for w in waiters:
+            if w.ringing_agent is not None or w.arrived_at + overflow_seconds <= now:
+                continue
+            times.append(w.arrived_at + overflow_seconds)
+            if w.arrives_in_order:
+                break
     return min(times) if times else None

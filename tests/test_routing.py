@@ -11,6 +11,7 @@ from hotline.routing import (
     WRAP_UP,
     AgentState,
     assign,
+    assign_lines,
     next_overflow_at,
     pick_agent,
 )
@@ -129,10 +130,57 @@ def test_nothing_to_assign() -> None:
 
 def test_next_overflow_at() -> None:
     waiters = [waiter("a", arrived=100.0), waiter("b", arrived=110.0)]
-    assert next_overflow_at(waiters, OVERFLOW, now=101.0) == 130.0
+    lines = {"cmn": waiters}
+    assert next_overflow_at(lines, OVERFLOW, now=101.0) == 130.0
     # Already overflowed waiters need no timer; the next one does.
-    assert next_overflow_at(waiters, OVERFLOW, now=131.0) == 140.0
-    assert next_overflow_at(waiters, OVERFLOW, now=141.0) is None
+    assert next_overflow_at(lines, OVERFLOW, now=131.0) == 140.0
+    assert next_overflow_at(lines, OVERFLOW, now=141.0) is None
     waiters[1].ringing_agent = 3
-    assert next_overflow_at(waiters, OVERFLOW, now=131.0) is None
-    assert next_overflow_at([], OVERFLOW, now=0.0) is None
+    assert next_overflow_at(lines, OVERFLOW, now=131.0) is None
+    assert next_overflow_at({}, OVERFLOW, now=0.0) is None
+
+
+class Counted:
+    """A line that counts how many of its waiters routing looked at."""
+
+    def __init__(self, line: WaitingLine) -> None:
+        self.line = line
+        self.seen = 0
+
+    def lines(self):
+        def count(waiters):
+            for w in waiters:
+                self.seen += 1
+                yield w
+
+        return {d: count(ws) for d, ws in self.line.lines().items()}
+
+
+def test_routing_walks_a_few_waiters_not_the_whole_line() -> None:
+    """Found by bench/surge.py: every arrival walked all 5,000 waiters while an agent of
+    another dialect was free (a third of the server's loop)."""
+    line = WaitingLine()
+    for i in range(5000):
+        line.add(f"c{i}", "cmn", 1000.0 + i * 0.01)
+    line.add("y0", "yue", 1000.0)
+    counted = Counted(line)
+    pairs = assign_lines(counted.lines(), [agent(1, "cmn"), agent(2, "yue")], 1001.0, OVERFLOW)
+    assert pairs == [("c0", 1), ("y0", 2)] and counted.seen <= 3, counted.seen
+    counted = Counted(line)  # the cmn agent is busy now; a yue agent is free, nobody for them
+    pairs = assign_lines(
+        counted.lines(), [agent(1, "cmn", IN_CALL), agent(3, "yue")], 1001.0, OVERFLOW
+    )
+    assert pairs == [("y0", 3)] and counted.seen <= 3, counted.seen
+    counted = Counted(line)
+    assert next_overflow_at(counted.lines(), OVERFLOW, now=1001.0) == 1030.0
+    assert counted.seen <= 200, counted.seen  # the ones overflowed already, then one
+
+
+def test_overflowed_callers_deep_in_the_line_still_overflow() -> None:
+    line = WaitingLine()
+    for i in range(100):
+        line.add(f"c{i}", "cmn", 1000.0 + i)
+    line.add_at_head("back", "cmn", 1050.0)  # sent back to the head, arrived mid-way
+    # A yue agent is free; callers who waited 30 s (arrived <= 1010) may overflow to them.
+    pairs = assign_lines(line.lines(), [agent(9, "yue")], 1040.0, OVERFLOW)
+    assert pairs == [("c0", 9)]

@@ -105,7 +105,13 @@ def recent_handle_seconds(db: Database, limit: int = 50) -> list[float]:
 
 
 def open_calls(db: Database) -> list[dict[str, Any]]:
-    return [dict(r) for r in db.query("SELECT * FROM calls WHERE ended_at IS NULL")]
+    """Calls left open (waiting callers are restored from these), oldest arrival first."""
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT * FROM calls WHERE ended_at IS NULL ORDER BY arrived_at, rowid"
+        )
+    ]
 
 
 def close_interrupted(db: Database, at: float) -> int:

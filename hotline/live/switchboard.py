@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -458,14 +458,21 @@ class Switchboard:
                 self._overflow_timer.cancel()
                 self._overflow_timer = None
             return
-        waiters = [w for w in self.line.ordered() if self._routable(w.call_id)]
         agents = [
             routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
             for p in self.agents.values()
         ]
-        for call_id, agent_id in routing.assign(waiters, agents, now, self.cfg.overflow_seconds):
+        pairs = routing.assign_lines(self._routable_lines(), agents, now, self.cfg.overflow_seconds)
+        for call_id, agent_id in pairs:
             self._ring(self.calls[call_id], self.agents[agent_id])
-        self._arm_overflow(waiters, now)
+        self._arm_overflow(now)
+
+    def _routable_lines(self) -> dict[str, Iterator[line_mod.Waiter]]:
+        """Each dialect's line, lazily, without callers who cannot be rung right now."""
+        return {
+            dialect: (w for w in waiters if self._routable(w.call_id))
+            for dialect, waiters in self.line.lines().items()
+        }
 
     def _routable(self, call_id: str) -> bool:
         call = self.calls.get(call_id)
@@ -473,11 +480,13 @@ class Switchboard:
             return False
         return call.caller is not None or call.unattended
 
-    def _arm_overflow(self, waiters: list[line_mod.Waiter], now: float) -> None:
+    def _arm_overflow(self, now: float) -> None:
         if self._overflow_timer is not None:
             self._overflow_timer.cancel()
             self._overflow_timer = None
-        at = routing.next_overflow_at(waiters, self.cfg.overflow_seconds, now)
+        if not any(p.status == routing.AVAILABLE for p in self.agents.values()):
+            return  # the next agent to become free routes again anyway
+        at = routing.next_overflow_at(self._routable_lines(), self.cfg.overflow_seconds, now)
         if at is not None:
             self._overflow_timer = asyncio.get_running_loop().call_later(
                 max(0.0, at - now) + 0.01, self._route
@@ -846,9 +855,10 @@ class Switchboard:
         now = self.clock()
         waiting: dict[str, int] = {}
         longest: dict[str, float] = {}
-        for w in self.line.ordered():
-            waiting[w.dialect] = waiting.get(w.dialect, 0) + 1
-            longest[w.dialect] = max(longest.get(w.dialect, 0.0), now - w.arrived_at)
+        for dialect, count in self.line.dialects().items():
+            waiting[dialect] = count
+            oldest = self.line.oldest_arrival(dialect)
+            longest[dialect] = 0.0 if oldest is None else max(0.0, now - oldest)
         states: dict[str, int] = {}
         for p in self.agents.values():
             states[p.status] = states.get(p.status, 0) + 1
