@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import bisect
 import contextlib
 import fractions
@@ -47,6 +48,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -121,6 +123,97 @@ class OpusTrack(MediaStreamTrack):
         return packet
 
 
+# ----------------------------------------------------------------- a cheap websocket client
+class RawSocket(asyncio.Protocol):
+    """A minimal websocket client (RFC 6455) as one asyncio Protocol: no task, no buffers or
+    keepalive per connection, so two helper processes can hold 5,000 callers and still read
+    every update the moment it lands (a full client library per caller made the load
+    generator, not the server, the bottleneck on 2 cores). Frames the server sends are
+    parsed by hand; text frames are timestamped on arrival and queued as JSON."""
+
+    def __init__(self, path: str, host: str) -> None:
+        self.path = path
+        self.host = host
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.open = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inbox: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
+        self.mask = random.randbytes(4)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(random.randbytes(16)).decode()
+        transport.write(  # type: ignore[attr-defined]
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        t = time.perf_counter()
+        self.buf += data
+        if not self.open:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                if not self.opened.done():
+                    self.opened.set_exception(ConnectionError(head[:80].decode(errors="replace")))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.open = True
+            self.opened.set_result(None)
+            self.buf = rest
+        while len(self.buf) >= 2:
+            opcode, n, offset = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
+            if n == 126:
+                if len(self.buf) < 4:
+                    return
+                n, offset = int.from_bytes(self.buf[2:4], "big"), 4
+            elif n == 127:
+                if len(self.buf) < 10:
+                    return
+                n, offset = int.from_bytes(self.buf[2:10], "big"), 10
+            if len(self.buf) < offset + n:
+                return
+            payload, self.buf = self.buf[offset : offset + n], self.buf[offset + n :]
+            if opcode == 1:
+                self.inbox.put_nowait((t, json.loads(payload)))
+            elif opcode == 9:
+                self._frame(0xA, payload)
+            elif opcode == 8:
+                self.inbox.put_nowait((t, None))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed before the handshake"))
+        self.inbox.put_nowait((time.perf_counter(), None))
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (
+            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+            if n < 65536 else bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        )
+        key = int.from_bytes((self.mask * (n // 4 + 1))[:n], "big")
+        body = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(head + self.mask + body)
+
+    def send(self, text: str) -> None:
+        self._frame(0x1, text.encode())
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._frame(0x8, (1000).to_bytes(2, "big"))
+            self.transport.close()
+
+
 # ----------------------------------------------------------------- waiting-caller holder
 class Holder:
     """Helper process: ramps its share of callers into the line and records what they get."""
@@ -147,20 +240,30 @@ class Holder:
         self.errors.append(text[:200])
 
     async def caller(self, i: int) -> None:
+        """One waiting caller on a bare-bones websocket client (see RawSocket)."""
+        loop = asyncio.get_running_loop()
+        url = urlsplit(self.ws_url)
         try:
-            ws = await connect(
-                f"{self.ws_url}?role=caller", compression=None, open_timeout=60, max_size=2**22
+            _, ws = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: RawSocket(f"{url.path}?role=caller", url.netloc),
+                    url.hostname,
+                    url.port,
+                ),
+                60,
             )
+            await asyncio.wait_for(ws.opened, 60)
         except Exception as exc:
             self.error(f"connect: {type(exc).__name__}: {exc}")
             return
         audio: AudioPeer | None = None
         queued = False
         try:
-            await ws.send(json.dumps({"type": "call", "dialect": LINE}))
-            async for raw in ws:
-                t = time.perf_counter()
-                msg = json.loads(raw)
+            ws.send(json.dumps({"type": "call", "dialect": LINE}))
+            while True:
+                t, msg = await ws.inbox.get()
+                if msg is None:
+                    break
                 kind = msg.get("type")
                 if kind == "queue":
                     self.queue_times[i].append(t)
@@ -179,7 +282,7 @@ class Holder:
                         self.audio_open += 1
                         audio = AudioPeer(OpusTrack(self.packets))
                         offer = await audio.offer()
-                        await ws.send(json.dumps({"type": "tap_offer", "sdp": offer}))
+                        ws.send(json.dumps({"type": "tap_offer", "sdp": offer}))
                 elif kind == "tap_answer" and audio is not None:
                     await audio.accept(msg["sdp"])
                     self.audio_connected += 1
@@ -200,8 +303,7 @@ class Holder:
                 self.audio_open -= 1
                 with contextlib.suppress(Exception):
                     await audio.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 5)
+            ws.close()
 
     async def run(self, out_path: str) -> None:
         raise_nofile(self.count + 512)
@@ -266,6 +368,7 @@ class Agents:
         self.talk = talk
         self.accepts: list[float] = []  # perf_counter when a LINE accept was sent
         self.rang_at: dict[str, float] = {}
+        self.waited: dict[str, float] = {}  # the server's own arrival -> ring, per ring
         self.errors: list[str] = []
         self.peers: list[tuple[Peer, str]] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -312,13 +415,14 @@ class Agents:
             if kind == "ring":
                 now = time.perf_counter()
                 self.rang_at[msg["call_id"]] = now
+                self.waited[msg["call_id"]] = msg.get("waited_seconds", 0.0)
                 if dialect == LINE:
                     self.accepts.append(now)
                 await peer.send({"type": "accept", "call_id": msg["call_id"]})
             elif kind == "connected" and dialect == LINE:
                 asyncio.get_running_loop().create_task(self._hang_up_later(peer, msg["call_id"]))
-            elif kind == "ended":
-                await peer.send({"type": "ready"})
+            elif kind == "status" and msg.get("status") == "wrap_up":
+                await peer.send({"type": "ready"})  # (a call ended while ringing: no wrap-up)
             elif kind == "line":
                 self.line_msgs += 1
             elif kind == "error" and not (msg.get("code") == "busy" and msg.get("for") == "status"):
@@ -363,6 +467,7 @@ async def ring_stream(
                 call_id = (await caller.expect("queued"))["call_id"]
                 await caller.expect("connected", timeout=max(5.0, stop - time.perf_counter() + 5))
                 ring_ms.append((agents.rang_at.pop(call_id) - t0) * 1000)
+                out.setdefault("server_ms", []).append(agents.waited.pop(call_id, 0.0) * 1000)
                 await asyncio.sleep(0.5)
                 await caller.send({"type": "hangup"})
                 await caller.expect("ended")
@@ -485,7 +590,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         cpu1 = server.cpu_seconds()
         await agents.set_status(LINE, "available")
         stream: dict[str, Any] = {}
-        await ring_stream(server.ws_url, agents, args.measure, args.ring_concurrency, stream)
+        # Fewer yue callers at once than free yue agents: tap->ring, not a wait for an agent.
+        concurrency = max(1, min(args.ring_concurrency, fast_agents // 2))
+        await ring_stream(server.ws_url, agents, args.measure, concurrency, stream)
         measure_s = time.perf_counter() - since
         measure_cpu = server.cpu_seconds() - cpu1
         await agents.set_status(LINE, "away")
@@ -516,6 +623,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             f" fan-out p50 {_r(percentile(fan, 50))} ms, max {_r(max(fan, default=0))} ms;"
             f" staleness (first accept not yet shown -> shown) p50 {_r(percentile(stale, 50))}"
             f" p99 {_r(percentile(stale, 99))} ms",
+            flush=True,
+        )
+        print(
+            f"# tap->ring as the server saw it (arrival -> ring, 0.1 s resolution):"
+            f" p50 {_r(percentile(stream.get('server_ms', []), 50))}"
+            f" p95 {_r(percentile(stream.get('server_ms', []), 95))} ms",
             flush=True,
         )
         print(

@@ -451,18 +451,19 @@ class Switchboard:
     # ----------------------------------------------------------------- ringing
     def _route(self) -> None:
         now = self.clock()
-        if not any(p.status == routing.AVAILABLE for p in self.agents.values()):
+        free = [
+            routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
+            for p in self.agents.values()
+            if p.status == routing.AVAILABLE
+        ]
+        if not free:
             # Nobody to ring: skip walking the line (cheap during a surge). Overflow only
             # matters once someone is free, and becoming free routes again.
             if self._overflow_timer is not None:
                 self._overflow_timer.cancel()
                 self._overflow_timer = None
             return
-        agents = [
-            routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
-            for p in self.agents.values()
-        ]
-        pairs = routing.assign_lines(self._routable_lines(), agents, now, self.cfg.overflow_seconds)
+        pairs = routing.assign_lines(self._routable_lines(), free, now, self.cfg.overflow_seconds)
         for call_id, agent_id in pairs:
             self._ring(self.calls[call_id], self.agents[agent_id])
         self._arm_overflow(now)
