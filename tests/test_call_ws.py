@@ -721,3 +721,33 @@ def test_queue_update_round_sorts_the_line_once(server: ServerThread) -> None:
         assert server.call(one_round()) <= 2
 
     run(scenario())
+
+
+def test_spoken_place_is_a_plain_url_that_renders(server: ServerThread) -> None:
+    """The place-in-line prompt is sent thousands of times a second in a surge: a plain URL
+    (no signing), whose parts the server checks before speaking a catalogue string."""
+    import urllib.error
+    import urllib.request
+
+    async def scenario() -> dict[str, Any]:
+        callers = [await open_caller(server) for _ in range(2)]
+        for c in callers:
+            await tap(c, "cmn")
+        msg = await callers[1].expect("queue", position=2)
+        await closing(*callers)
+        return msg
+
+    msg = run(scenario())
+    assert msg["say"] == f"/tts/place/zh_CN/cmn/1-{max(1, round(msg['eta_seconds'] / 60))}.wav"
+    with urllib.request.urlopen(server.http + msg["say"], timeout=30) as r:
+        assert r.headers["Content-Type"] == "audio/wav" and r.read(4) == b"RIFF"
+    for bad in (
+        "/tts/place/xx/cmn/1-1.wav",  # unknown language
+        "/tts/place/zh_CN/klingon/1-1.wav",  # unknown dialect
+        "/tts/place/zh_CN/cmn/1-0.wav",  # minutes out of range
+        "/tts/place/zh_CN/cmn/99999999-1.wav",  # too many ahead
+        "/tts/place/zh_CN/cmn/-1-1.wav",
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.http + bad, timeout=10)
+        assert err.value.code == 404, bad

@@ -843,12 +843,9 @@ class Switchboard:
         }
         if self.prompts is not None and call.state == WAITING:
             minutes = max(1, round(eta / 60))
-            if position <= 1:
-                message["say"] = self.prompts.url(call.lang, call.dialect, "caller.say_next")
-            else:
-                message["say"] = self.prompts.url(
-                    call.lang, call.dialect, "caller.say_queue", ahead=position - 1, minutes=minutes
-                )
+            message["say"] = self.prompts.place_url(
+                call.lang, call.dialect, max(0, position - 1), minutes
+            )
         call.caller.send(message)
 
     def line_summary(self) -> dict[str, Any]:

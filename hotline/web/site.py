@@ -30,6 +30,19 @@ def tts(token: str) -> Any:
         text, voice = s.prompts.decode(token)
     except HotlineError:
         raise NotFound("unknown prompt") from None
-    path = s.speech.render_sync(text, voice)
-    response = send_file(path, mimetype="audio/wav", max_age=86400)
-    return response
+    return _speak(text, voice)
+
+
+@bp.get("/tts/place/<lang>/<dialect>/<int:ahead>-<int:minutes>.wav")
+def tts_place(lang: str, dialect: str, ahead: int, minutes: int) -> Any:
+    """The caller's place in line, spoken (see Prompts.place_url)."""
+    try:
+        text, voice = services().prompts.place_text(lang, dialect, ahead, minutes)
+    except ValueError:
+        raise NotFound("unknown prompt") from None
+    return _speak(text, voice)
+
+
+def _speak(text: str, voice: str) -> Any:
+    path = services().speech.render_sync(text, voice)
+    return send_file(path, mimetype="audio/wav", max_age=86400)

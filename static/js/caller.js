@@ -8,7 +8,11 @@ const S = boot.strings;
 const $ = (id) => document.getElementById(id);
 const rejoinKey = `hotline.rejoin.${boot.link || "generic"}`;
 
-const state = { screen: "idle", callId: null, stream: null, peer: null, tap: null, iceServers: [], lastSay: null, muted: false, cameraOff: false };
+const state = { screen: "idle", callId: null, stream: null, peer: null, tap: null, iceServers: [], lastSay: null, placeSay: null, placeSaidAt: 0, muted: false, cameraOff: false };
+// The place in line is read aloud when the caller starts waiting, when they become next, and
+// otherwise at most every 30 s (a moving line would talk over itself every second); the
+// "hear it again" button reads the newest place at any time.
+const PLACE_EVERY_MS = 30000;
 window.hotline = state; // for tests and debugging
 
 function show(screen) {
@@ -87,7 +91,16 @@ function showQueue(msg) {
   $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
   const minutes = Math.max(1, Math.round(msg.eta_seconds / 60));
   $("eta").textContent = msg.eta_seconds < 45 ? S["caller.eta_soon"] : fmt(S["caller.eta"], { minutes });
-  if (msg.say && msg.say !== state.lastSay && !state.callbackBooked) say(msg.say);
+  if (msg.say) {
+    const becameNext = msg.ahead === 0 && state.placeAhead !== 0;
+    const due = Date.now() - state.placeSaidAt >= PLACE_EVERY_MS || becameNext;
+    state.placeSay = msg.say;
+    state.placeAhead = msg.ahead;
+    if (due && msg.say !== state.lastSay && !state.callbackBooked) {
+      state.placeSaidAt = Date.now();
+      say(msg.say);
+    }
+  }
   $("callback-offer").hidden = !msg.offer_callback || state.callbackBooked;
   document.dispatchEvent(new CustomEvent("hotline:queue", { detail: msg }));
 }
@@ -123,6 +136,8 @@ async function handle(msg) {
       break;
     case "queued":
       state.callId = msg.call_id;
+      state.placeSaidAt = 0;
+      state.placeAhead = undefined;
       saveRejoin(msg.rejoin);
       show("waiting");
       break;
@@ -258,7 +273,7 @@ $("captions-toggle").addEventListener("click", () => live.send({ type: "captions
 $("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
 $("cancel").addEventListener("click", () => live.send({ type: "hangup", reason: "cancel" }));
 $("hangup").addEventListener("click", () => live.send({ type: "hangup" }));
-$("replay-wait").addEventListener("click", () => { const u = state.lastSay; state.lastSay = null; say(u); });
+$("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(); say(state.placeSay || state.lastSay); });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
   setTrackEnabled(state.stream, "audio", !state.muted);
