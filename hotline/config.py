@@ -52,6 +52,9 @@ class Config:
     ring_timeout_seconds: float = setting(
         15.0, "Ring not accepted in this time moves on; the agent is set away."
     )
+    keepalive_seconds: float = setting(
+        20.0, "Websocket ping interval; a page that misses a ping for this long is dropped."
+    )
     rejoin_seconds: float = setting(
         60.0, "A caller who reconnects within this time gets their place back."
     )

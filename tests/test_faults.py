@@ -585,3 +585,64 @@ def test_an_arrival_does_not_sort_the_whole_line(server) -> None:
 
     sorts = run(scenario())
     assert sorts <= 1, f"{sorts} full sorts of a 30-caller line for one arrival"
+
+
+def test_a_page_that_stops_answering_pings_is_dropped(tmp_path: Path) -> None:
+    """One keepalive loop pings every page (no task per connection): a page that has not
+    answered by the next ping is dropped; pages that answer (browsers do) stay."""
+    from tests.support import ServerThread, test_config
+
+    srv = ServerThread(test_config(tmp_path, keepalive_seconds=0.3))
+    try:
+
+        async def scenario() -> tuple[float | None, int]:
+            alive = await open_caller(srv)
+            await tap(alive, "yue")
+            silent = StuckSocket.open(f"{srv.ws}?role=caller")  # never reads, never pongs
+            t0 = time.perf_counter()
+            dropped_after = None
+            while time.perf_counter() - t0 < 5 * SLOW:
+                if srv.run(lambda: len(srv.running.live.conns)) == 1:
+                    dropped_after = time.perf_counter() - t0
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # several more rounds: the answering page stays
+            left = srv.run(lambda: len(srv.running.live.conns))
+            await alive.send({"type": "ping"})
+            await alive.expect("pong", timeout=2)
+            silent.close()
+            return dropped_after, left
+
+        dropped_after, left = run(scenario())
+    finally:
+        srv.stop()
+    print(f"silent page dropped after {dropped_after} s")
+    assert dropped_after is not None and dropped_after < 2.0
+    assert left == 1
+
+
+def test_a_page_that_stops_reading_is_dropped_by_the_keepalive(tmp_path: Path) -> None:
+    """A page that stops reading with less than the send limit unsent is not held forever:
+    the keepalive drops it (its data does not drain, or its pong never comes)."""
+    from tests.support import ServerThread, test_config
+
+    srv = ServerThread(test_config(tmp_path, keepalive_seconds=0.5))
+    try:
+
+        async def scenario() -> float | None:
+            stuck = StuckSocket.open(f"{srv.ws}?role=caller")
+            payload = json.dumps({"type": "ping"})
+            t0 = time.perf_counter()
+            for _ in range(3000):  # ~45 KB of pongs: more than the socket buffers hold
+                stuck.send(payload)
+            while time.perf_counter() - t0 < 8 * SLOW:
+                if srv.run(lambda: len(srv.running.live.conns)) == 0:
+                    return time.perf_counter() - t0
+                await asyncio.sleep(0.05)
+            return None
+
+        dropped_after = run(scenario())
+    finally:
+        srv.stop()
+    print(f"page that stopped reading dropped after {dropped_after} s")
+    assert dropped_after is not None

@@ -18,7 +18,7 @@ from websockets.protocol import State
 
 log = logging.getLogger(__name__)
 
-MAX_BUFFER = 512 * 1024  # unsent bytes a client may fall behind by before it is dropped
+MAX_BUFFER = 256 * 1024  # unsent bytes a client may fall behind by before it is dropped
 
 _ids = itertools.count(1)
 _background: set[asyncio.Task[None]] = set()  # strong refs to close_soon tasks
@@ -43,6 +43,8 @@ class Conn:
         self.lang = "zh_CN"  # a caller page's UI language
         self._max_buffer = max_buffer
         self.closed = False
+        self.pong: asyncio.Future[float] | None = None  # the last keepalive ping's answer
+        self.unsent = 0  # bytes waiting to be sent at the last keepalive round
 
     def send(self, message: dict[str, Any]) -> None:
         """Send a message now; never blocks. A client too slow to drain its data is dropped."""
@@ -65,9 +67,7 @@ class Conn:
         transport = ws.transport
         if transport is None or transport.get_write_buffer_size() > self._max_buffer:
             log.warning("conn %s: too much unsent, dropping slow client", self.id)
-            self.closed = True
-            if transport is not None:  # a closing handshake would queue behind the backlog
-                transport.abort()
+            self.drop()  # a closing handshake would queue behind the backlog
             return
         try:
             ws.protocol.send_text(data)
@@ -75,6 +75,13 @@ class Conn:
         except Exception as exc:  # the socket went away under us: the reader cleans up
             log.info("conn %s: send failed: %s", self.id, type(exc).__name__)
             self.close(code=1011, reason="send failed")
+
+    def drop(self) -> None:
+        """Abort the connection at once, without a closing handshake (a dead or stuck peer)."""
+        self.closed = True
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (idempotent)."""
