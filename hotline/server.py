@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import threading
@@ -163,8 +164,17 @@ async def _tick(
         await asyncio.sleep(1.0)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena; the gateway's decoder
+    threads (one per tapped call) and the worker pools then keep tens of MB of half-empty
+    arenas. Two arenas hold the same data in less memory. (No effect off glibc.)"""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+
+
 def run(cfg: Config) -> int:
     """Serve until SIGTERM/SIGINT."""
+    limit_malloc_arenas()
 
     async def main() -> None:
         running = await start(cfg)
