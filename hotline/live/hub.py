@@ -24,6 +24,22 @@ _ids = itertools.count(1)
 _background: set[asyncio.Task[None]] = set()  # strong refs to close_soon tasks
 
 
+def text_frame(data: bytes) -> bytes:
+    """One unfragmented, unmasked websocket text frame (RFC 6455 5.2), as a server sends it.
+
+    Framed here rather than by websockets' protocol object: queue rounds send thousands of
+    small frames a second and this is a third of the per-message cost. Safe because nothing
+    here fragments and compression is off; websockets' own frames (ping, pong, close) are
+    whole writes to the same transport, so frames never interleave.
+    """
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
+
+
 class Conn:
     """One websocket client as the live side sees it.
 
@@ -70,8 +86,7 @@ class Conn:
             self.drop()  # a closing handshake would queue behind the backlog
             return
         try:
-            ws.protocol.send_text(data)
-            ws.send_data()
+            transport.write(text_frame(data))
         except Exception as exc:  # the socket went away under us: the reader cleans up
             log.info("conn %s: send failed: %s", self.id, type(exc).__name__)
             self.close(code=1011, reason="send failed")
