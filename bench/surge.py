@@ -331,6 +331,7 @@ class Holder:
                 {
                     "queue_times": self.queue_times,
                     "fanout": self.fanout,
+                    "cpu_seconds": own_cpu_seconds(),
                     "errors": self.errors,
                     "peak_waiting": self.peak_waiting,
                     "held_at_end": held,
@@ -622,6 +623,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         served = sum(out["served"] for out in holders_out)
         audio = sum(out["audio_connected"] for out in holders_out)
         own = own_cpu_seconds() - own0
+        holders_cpu = sum(out["cpu_seconds"] for out in holders_out)
         print(
             f"# measure: {len(agents.accepts)} line accepts, {served} line callers served"
             f" ({audio} with an audio tap), {len(stream.get('ring_ms', []))} yue calls in"
@@ -640,9 +642,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(
             f"# server RSS held {rss_held:.0f} MB, peak {rss_peak:.0f} MB; load generator CPU"
-            f" (main process only) {own:.1f} s",
+            f" (main process) {own:.1f} s, caller holders {holders_cpu:.1f} s",
             flush=True,
         )
+        slow_rounds = [ln for ln in server.log.read_text().splitlines() if "queue round" in ln]
+        print(f"# server: {len(slow_rounds)} queue rounds over 0.5 s", flush=True)
+        for line in slow_rounds[:3]:
+            print(f"#   {line[-120:]}", flush=True)
         for line in sorted(set(errors))[:5]:
             print(f"# error: {line}", flush=True)
         return {

@@ -22,7 +22,7 @@ NORMAL = 0
 PRIORITY = 1  # scheduled callbacks, fraud follow-ups
 
 
-@dataclass
+@dataclass(slots=True)
 class Waiter:
     call_id: str
     dialect: str

@@ -49,6 +49,11 @@ class Conn:
     (it will reconnect), so one stuck page never grows the server's memory or blocks anyone.
     """
 
+    __slots__ = (
+        "id", "ws", "role", "subject", "elder", "last_call_id", "lang", "_max_buffer",
+        "closed", "pong", "unsent", "__weakref__",
+    )
+
     def __init__(self, ws: Any, *, max_buffer: int = MAX_BUFFER) -> None:
         self.id = next(_ids)
         self.ws = ws

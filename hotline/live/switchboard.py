@@ -35,11 +35,12 @@ log = logging.getLogger(__name__)
 
 WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
 POSITIONS_EVERY = 1.0  # seconds between rounds of queue updates while the line moves
+SLOW_ROUND = 0.5  # a queue round taking longer than this is logged (fan-out is falling behind)
 ROUND_SLICE = 250  # queue updates sent before a round yields the loop (rings stay prompt)
 CALLING_ELDER = "calling_elder"  # a callback: the agent took it, the elder's page is ringing
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveCall:
     call_id: str
     dialect: str
@@ -796,6 +797,9 @@ class Switchboard:
                 self._send_queue_state(call, position, serving, at)
             if n % ROUND_SLICE == 0:
                 await asyncio.sleep(0)  # let rings and answers through mid-round
+        took = asyncio.get_running_loop().time() - at
+        if took > SLOW_ROUND:
+            log.warning("queue round: %d callers took %.0f ms", len(positions), took * 1000)
 
     def _serving_counts(self) -> dict[str, int]:
         """Agents signed in and not away, per dialect they speak."""
