@@ -63,7 +63,6 @@ from common import (  # noqa: E402
     raise_nofile,
     seed_agents,
 )
-from websockets.asyncio.client import connect  # noqa: E402
 
 from tests.media import FRAME, RATE, AudioPeer, ToneTrack  # noqa: E402
 
@@ -197,8 +196,11 @@ class RawSocket(asyncio.Protocol):
     def _frame(self, opcode: int, payload: bytes) -> None:
         n = len(payload)
         head = bytes([0x80 | opcode]) + (
-            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
-            if n < 65536 else bytes([0x80 | 127]) + n.to_bytes(8, "big")
+            bytes([0x80 | n])
+            if n < 126
+            else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+            if n < 65536
+            else bytes([0x80 | 127]) + n.to_bytes(8, "big")
         )
         key = int.from_bytes((self.mask * (n // 4 + 1))[:n], "big")
         body = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
@@ -434,7 +436,10 @@ class Agents:
         way (no longer in wrap-up). Both are the bench racing itself, not the server."""
         if self.wanted.get(dialect) != "away":
             return False
-        return (msg.get("code"), msg.get("for")) in (("busy", "status"), ("not_in_wrap_up", "ready"))
+        return (msg.get("code"), msg.get("for")) in (
+            ("busy", "status"),
+            ("not_in_wrap_up", "ready"),
+        )
 
     async def _hang_up_later(self, peer: Peer, call_id: str) -> None:
         await asyncio.sleep(self.talk * self.rng.uniform(0.5, 1.5))

@@ -108,9 +108,7 @@ def open_calls(db: Database) -> list[dict[str, Any]]:
     """Calls left open (waiting callers are restored from these), oldest arrival first."""
     return [
         dict(r)
-        for r in db.query(
-            "SELECT * FROM calls WHERE ended_at IS NULL ORDER BY arrived_at, rowid"
-        )
+        for r in db.query("SELECT * FROM calls WHERE ended_at IS NULL ORDER BY arrived_at, rowid")
     ]
 
 

@@ -50,8 +50,18 @@ class Conn:
     """
 
     __slots__ = (
-        "id", "ws", "role", "subject", "elder", "last_call_id", "lang", "_max_buffer",
-        "closed", "pong", "unsent", "__weakref__",
+        "id",
+        "ws",
+        "role",
+        "subject",
+        "elder",
+        "last_call_id",
+        "lang",
+        "_max_buffer",
+        "closed",
+        "pong",
+        "unsent",
+        "__weakref__",
     )
 
     def __init__(self, ws: Any, *, max_buffer: int = MAX_BUFFER) -> None:
