@@ -510,11 +510,14 @@ def staleness_ms(queue_times: list[list[float]], accepts: list[float], since: fl
 
 
 def metric(url: str, name: str) -> float | None:
-    """One gauge from the server's /metrics (None if absent)."""
-    with contextlib.suppress(Exception), urllib.request.urlopen(url, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
+    """One gauge from the server's /metrics (None if absent or the scrape failed)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " ") or line.startswith(name + "{"):
+                    return float(line.rsplit(" ", 1)[1])
+    except Exception as exc:
+        print(f"# /metrics: {type(exc).__name__}: {exc}", flush=True)
     return None
 
 
