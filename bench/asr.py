@@ -9,6 +9,9 @@ gateway does. Latencies are measured at the engine's on_event: partial = speech 
 utterance -> its first partial; final = end of the utterance's audio -> its last final.
 A stream keeps up when it drops nothing and its backlog stays under 1 s; the sustained count
 is the most streams that all keep up with partial p95 <= 1000 ms and final p95 <= 1800 ms.
+Those are caller-side captions (one stream per call). Two-way captions (the agent's leg too,
+speaking in the caller's pauses: two streams per call) are reported apart, from half the
+sustained count upwards, as `two_way_calls_sustained`.
 The last line printed is one JSON object with exactly the summary keys.
 """
 
@@ -76,6 +79,25 @@ def make_script(sentences: list[bytes], seconds: float, seed: int) -> Script:
     return script
 
 
+def answer_script(caller: Script, sentences: list[bytes], seed: int) -> Script:
+    """The agent's side of a call: speaks in the caller's pauses, quiet while they speak."""
+    rnd = random.Random(seed)
+    script = Script(b"")
+    total = len(caller.pcm) / 2 / RATE
+    for i, (_, end) in enumerate(caller.utterances):
+        next_start = caller.utterances[i + 1][0] if i + 1 < len(caller.utterances) else total
+        gap_start = end + 0.3  # the agent answers a moment after the caller stops
+        room = next_start - gap_start - 0.2
+        script.pcm += noise(max(0.0, gap_start - len(script.pcm) / 2 / RATE), rnd)
+        if room >= 0.8:  # a short answer: a sentence, cut to the pause if it is longer
+            speech = rnd.choice(sentences)[: int(room * RATE) * 2]
+            start = len(script.pcm) / 2 / RATE
+            script.pcm += speech
+            script.utterances.append((start, len(script.pcm) / 2 / RATE))
+    script.pcm += noise(max(0.0, total - len(script.pcm) / 2 / RATE), rnd)
+    return script
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of the values, or NaN when empty."""
     if not values:
@@ -110,7 +132,7 @@ async def run_caller(engine: CaptionEngine, script: Script, start_delay: float) 
     await asyncio.sleep(1.5)  # let the last endpoint fire before flushing
     await stream.aclose()
     partial_ms, final_ms, missing = [], [], 0
-    bounds = [u[0] for u in script.utterances[1:]] + [float("inf")]
+    bounds = [u[0] for u in script.utterances[1:]] + [float("inf")] * bool(script.utterances)
     for (start, end), next_start in zip(script.utterances, bounds, strict=True):
         partials = [
             at for at, ev in events
@@ -138,10 +160,13 @@ async def run_caller(engine: CaptionEngine, script: Script, start_delay: float) 
     }
 
 
-async def run_concurrent(engine: CaptionEngine, scripts: list[Script]) -> dict[str, Any]:
-    """All callers at once, starts staggered over the first second."""
+async def run_concurrent(
+    engine: CaptionEngine, scripts: list[Script], starts: list[float] | None = None
+) -> dict[str, Any]:
+    """All streams at once, starts staggered over the first second (or at `starts`)."""
+    starts = starts or [i / len(scripts) for i in range(len(scripts))]
     results = await asyncio.gather(
-        *(run_caller(engine, s, i / len(scripts)) for i, s in enumerate(scripts))
+        *(run_caller(engine, s, at) for s, at in zip(scripts, starts, strict=True))
     )
     partial = [x for r in results for x in r["partial_ms"]]
     final = [x for r in results for x in r["final_ms"]]
@@ -245,6 +270,29 @@ def main() -> int:
                 break
         shown = chosen or first
         assert shown is not None
+        # Two-way: each call captions both legs (the agent answers in the caller's pauses).
+        two_way = 0
+        for calls in range(max(1, sustained // 2), sustained + 1) if sustained else []:
+            have = engine.idle_recognizers("ko")
+            if have < 2 * calls:
+                engine.warm("ko", 2 * calls - have).result()
+            callers = [make_script(sentences, seconds, seed=7000 + i) for i in range(calls)]
+            agents = [answer_script(c, sentences, 9000 + i) for i, c in enumerate(callers)]
+            at = [i / calls for i in range(calls)]
+            r = asyncio.run(run_concurrent(engine, callers + agents, at + at))
+            ok = (
+                r["kept_up"]
+                and r["partial_p95"] <= PARTIAL_TARGET_MS
+                and r["final_p95"] <= FINAL_TARGET_MS
+            )
+            print(
+                f"two-way, {calls} calls ({2 * calls} streams): kept_up={r['kept_up']} "
+                f"partial p95={r['partial_p95']:.0f} ms final p95={r['final_p95']:.0f} ms "
+                f"-> {'OK' if ok else 'over target'}"
+            )
+            if not ok:
+                break
+            two_way = calls
     finally:
         engine.close()
     print(
@@ -256,6 +304,7 @@ def main() -> int:
                 "partial_latency_p95_ms": round(shown["partial_p95"]),
                 "final_latency_p95_ms": round(shown["final_p95"]),
                 "fidelity": round(fidelity, 3),
+                "two_way_calls_sustained": two_way,
             }
         )
     )
