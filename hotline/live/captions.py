@@ -135,7 +135,9 @@ class LiveCaptions:
         self._first_audio.pop(key, None)
 
         def timed_feed(pcm: bytes, feed: Any = stream.feed) -> None:
-            if key not in self._first_audio:  # stream time 0 = when its first audio came
+            if key not in self._first_audio and key[0] in self.calls:
+                # stream time 0 = when its first audio came (not after the call ended: a
+                # frame still in flight then would leave an entry behind for good)
                 self._first_audio[key] = time.monotonic() - len(pcm) / 32000
             feed(pcm)
 
