@@ -117,7 +117,11 @@ async def start(cfg: Config) -> Running:
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)
-    http = create_server(app, host=cfg.host, port=cfg.http_port, threads=8, ident=None)
+    # poll(), not select(): during a surge the websocket side holds thousands of sockets, and
+    # select() cannot watch a descriptor above 1024 (the pages stopped loading).
+    http = create_server(
+        app, host=cfg.host, port=cfg.http_port, threads=8, ident=None, asyncore_use_poll=True
+    )
     http_port = http.effective_port
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()

@@ -646,3 +646,27 @@ def test_a_page_that_stops_reading_is_dropped_by_the_keepalive(tmp_path: Path) -
         srv.stop()
     print(f"page that stopped reading dropped after {dropped_after} s")
     assert dropped_after is not None
+
+
+def test_pages_still_load_when_the_process_holds_thousands_of_sockets(server) -> None:
+    """Found by bench/surge.py: with 5,000 callers connected, /metrics (and every page) timed
+    out, because waitress watched its sockets with select(), which cannot see a descriptor
+    above 1024. The server now uses poll()."""
+    import resource
+    import urllib.request
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the open-file hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [socket.socket() for _ in range(1100)]  # the server runs in this process
+    try:
+        assert held[-1].fileno() > 1024
+        with urllib.request.urlopen(f"{server.http}/healthz", timeout=10) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"{server.http}/call", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        for s in held:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
