@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 MAX_BUFFER = 256 * 1024  # unsent bytes a client may fall behind by before it is dropped
 
 _ids = itertools.count(1)
-_background: set[asyncio.Task[None]] = set()  # strong refs to close_soon tasks
+_background: set[asyncio.Task[None]] = set()  # strong refs to closing tasks
 
 
 def text_frame(data: bytes) -> bytes:
@@ -79,22 +79,14 @@ class Conn:
 
     def send(self, message: dict[str, Any]) -> None:
         """Send a message now; never blocks. A client too slow to drain its data is dropped."""
-        if self.closed:
-            return
+        ws = self.ws
+        if self.closed or ws.protocol.state is not State.OPEN:
+            return  # closing: the reader ends and cleans up
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: escape them rather than fail the socket
             data = json.dumps(message, separators=(",", ":")).encode()
-        self.send_encoded(data)
-
-    def send_encoded(self, data: bytes) -> None:
-        """Send one UTF-8 JSON text frame that is already encoded."""
-        if self.closed:
-            return
-        ws = self.ws
-        if ws.protocol.state is not State.OPEN:
-            return  # closing: the reader ends and cleans up
         transport = ws.transport
         if transport is None or transport.get_write_buffer_size() > self._max_buffer:
             log.warning("conn %s: too much unsent, dropping slow client", self.id)
@@ -122,11 +114,6 @@ class Conn:
             task = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
             _background.add(task)
             task.add_done_callback(_background.discard)
-
-    def close_soon(self, code: int = 1000, reason: str = "") -> None:
-        """Close after what was sent (e.g. a final error message): sends are already written,
-        and the closing handshake goes after them."""
-        self.close(code, reason)
 
     async def flush_and_close(
         self, code: int = 1000, reason: str = "", timeout: float = 2.0

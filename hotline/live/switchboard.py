@@ -185,7 +185,7 @@ class Switchboard:
         old = self.agents.get(agent.id)
         if old is not None and old.conn is not conn:
             old.conn.send({"type": "error", "code": "replaced", "detail": "signed in elsewhere"})
-            old.conn.close_soon(code=4000, reason="replaced")
+            old.conn.close(code=4000, reason="replaced")
             await self._agent_gone(agent.id, old.conn)
         presence = Presence(agent=agent, conn=conn, idle_since=self.clock())
         self.agents[agent.id] = presence
@@ -234,7 +234,7 @@ class Switchboard:
         presence = self.agents.get(agent_id)
         if presence is not None:
             presence.conn.send({"type": "error", "code": code, "detail": "signed out"})
-            presence.conn.close_soon(code=4003, reason=code)
+            presence.conn.close(code=4003, reason=code)
 
     def set_status(self, agent_id: int, status: str) -> None:
         presence = self._presence(agent_id)
@@ -299,7 +299,7 @@ class Switchboard:
             return None
         if call.caller is not None and call.caller is not conn:
             call.caller.send({"type": "error", "code": "replaced", "detail": "opened elsewhere"})
-            call.caller.close_soon(code=4000, reason="replaced")
+            call.caller.close(code=4000, reason="replaced")
         call.caller = conn
         call.caller_gone_at = None
         if call.gone_timer is not None:
