@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from hotline.asr.registry import load_registry  # noqa: E402
 from hotline.asr.transcriber import CaptionEngine, CaptionStream  # noqa: E402
+from hotline.asr.warmup import warm_up_speech  # noqa: E402
+from hotline.tts import Speech  # noqa: E402
 from tests.asr_helpers import (  # noqa: E402
     KO_SENTENCES,
     REGISTRY,
@@ -222,11 +224,12 @@ async def single_stream(engine: CaptionEngine, script: Script) -> tuple[float, s
     return elapsed / audio, " ".join(finals), stream.stats["cpu_seconds"] / audio
 
 
-def warm_up(engine: CaptionEngine, streams: int) -> None:
-    """At least `streams` warm ko recognizers, so no stream pays for a cold one."""
-    have = engine.idle_recognizers("ko")
-    if have < streams:
-        engine.warm("ko", streams - have).result()
+def warm_up(engine: CaptionEngine, streams: int, speech: bytes) -> None:
+    """`streams` fresh ko recognizers warmed as the server warms them (the registry's warm-up
+    sentences, not the bench's), so no stream pays for a cold one and none has already
+    decoded the bench's sentences in an earlier level."""
+    engine.discard_idle()
+    engine.warm("ko", streams, speech).result()
 
 
 def within_target(r: dict[str, Any]) -> bool:
@@ -253,9 +256,13 @@ def main() -> int:
         read_pcm(make_speech_wav(s, tmp / f"s{i}.wav"))[0] for i, s in enumerate(KO_SENTENCES)
     ]
     cfg = make_config(tmp / "var")
-    engine = CaptionEngine(cfg, load_registry(REGISTRY), workers=2, deterministic=True)
+    registry = load_registry(REGISTRY)
+    tts = Speech(tmp / "tts")
+    warm_speech = warm_up_speech(registry.dialect("ko"), RATE, tts.render_sync)
+    tts.close()
+    engine = CaptionEngine(cfg, registry, workers=2, deterministic=True)
     try:
-        engine.warm("ko", 1).result()
+        warm_up(engine, 1, warm_speech)
         fid_script = make_script(sentences, min(seconds, 20.0), seed=99)
         rtf, text, cpu_rtf = asyncio.run(single_stream(engine, fid_script))
         wav = write_pcm(tmp / "fidelity.wav", fid_script.pcm)
@@ -269,7 +276,7 @@ def main() -> int:
         print(f"fidelity (engine vs direct file decode): {fidelity:.3f}")
         sustained, chosen, first = 0, None, None
         for n in levels:
-            warm_up(engine, n)
+            warm_up(engine, n, warm_speech)
             scripts = [make_script(sentences, seconds, seed=n * 100 + i) for i in range(n)]
             r = asyncio.run(run_concurrent(engine, scripts))
             first = first or r
@@ -294,7 +301,7 @@ def main() -> int:
         # Two-way: each call captions both legs (the agent answers in the caller's pauses).
         two_way = 0
         for calls in range(max(1, sustained // 2), sustained + 1) if sustained else []:
-            warm_up(engine, 2 * calls)
+            warm_up(engine, 2 * calls, warm_speech)
             callers = [make_script(sentences, seconds, seed=7000 + i) for i in range(calls)]
             agents = [answer_script(c, sentences, 9000 + i) for i, c in enumerate(callers)]
             at = [i / calls for i in range(calls)]

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline import services as services_mod
+from hotline.asr.registry import Dialect
 from hotline.asr.transcriber import CaptionEngine
+from hotline.asr.warmup import warm_up_speech
 from hotline.callbacks.service import CallbackService
 from hotline.calls.gateway import Gateway, use_loopback_candidates
 from hotline.config import Config
@@ -111,9 +113,10 @@ async def start(cfg: Config) -> Running:
 
     services._snapshot = snapshot
     services._kick = switchboard.kick
-    for dialect in services.registry.dialects:
-        if cfg.caption_warm and engine.available(dialect)[0]:
-            engine.warm(dialect, cfg.caption_warm)
+    if cfg.caption_warm:
+        threading.Thread(
+            target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True
+        ).start()
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)
@@ -141,6 +144,25 @@ def _ice_for_browsers(cfg: Config) -> list[dict[str, Any]]:
 
         servers.append(credentials(cfg.turn_secret, cfg.turn_urls, cfg.turn_ttl_seconds))
     return servers
+
+
+def _warm_captions(services: services_mod.Services, engine: CaptionEngine, n: int) -> None:
+    """Warm `n` recognizers per installed model with speech in its language (asr/warmup.py)."""
+    registry = services.registry
+    by_model: dict[str, Dialect] = {}
+    for d in sorted(registry.dialects.values(), key=lambda d: not d.warm_up):
+        spec = registry.model_of(d.id)
+        if spec is not None and spec.name not in by_model and engine.available(d.id)[0]:
+            by_model[spec.name] = d
+    for name, d in by_model.items():
+        try:
+            speech = warm_up_speech(
+                d, registry.models[name].sample_rate, services.speech.render_sync
+            )
+        except Exception:  # no voice: a noise warm-up still loads the model and makes the pool
+            log.warning("warm-up speech for %s could not be rendered", d.id, exc_info=True)
+            speech = b""
+        engine.warm(d.id, n, speech)
 
 
 async def _tick(

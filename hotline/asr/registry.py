@@ -67,6 +67,7 @@ class Dialect:
     lexicon_path: Path | None
     gloss: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warm_up: tuple[str, ...] = ()
 
     def name(self, lang: str) -> str:
         """The display name in `lang`, falling back to English."""
@@ -213,7 +214,7 @@ def _dialect(
         raise RegistryError(f"{at} must be a table")
     if not _ID.match(did):
         raise RegistryError(f"{at}: bad dialect id (e.g. cmn, cmn-sw, yue)")
-    unknown = set(spec) - {"names", "model", "voice", "lexicon", "alerts"}
+    unknown = set(spec) - {"names", "model", "voice", "lexicon", "alerts", "warm_up"}
     if unknown:
         raise RegistryError(f"{at}: unknown keys {sorted(unknown)}")
     names = spec.get("names")
@@ -235,6 +236,9 @@ def _dialect(
     if spec.get("lexicon"):
         lexicon_path, gloss = _lexicon(spec["lexicon"], base, at)
     own = _alerts(spec.get("alerts", {}), at)
+    warm_up = spec.get("warm_up", [])
+    if not isinstance(warm_up, list) or not all(isinstance(t, str) and t.strip() for t in warm_up):
+        raise RegistryError(f"{at}: warm_up must be a list of non-empty sentences")
     alerts = {c: tuple(dict.fromkeys(shared.get(c, ()) + own.get(c, ()))) for c in ALERT_CATEGORIES}
     return Dialect(
         id=did,
@@ -244,6 +248,7 @@ def _dialect(
         lexicon_path=lexicon_path,
         gloss=gloss,
         alerts=alerts,
+        warm_up=tuple(t.strip() for t in warm_up),
     )
 
 

@@ -96,6 +96,13 @@ class _Recognizer:
         return done
 
 
+def _noise(nbytes: int) -> bytes:
+    """Quiet noise (about -60 dBFS), mono s16le."""
+    rnd = random.Random(0)
+    return b"".join(rnd.randint(-40, 40).to_bytes(2, "little", signed=True)
+                    for _ in range(nbytes // 2))  # fmt: skip
+
+
 def _clean(r: _Recognizer) -> None:
     """Return a recognizer to a fresh state, speaker adaptation included.
 
@@ -122,20 +129,22 @@ class _Pool:
                 return idle.pop()
         return self.create(spec, rate)
 
-    def create(self, spec: ModelSpec, rate: int, warm: bool = False) -> _Recognizer:
+    def create(
+        self, spec: ModelSpec, rate: int, warm: bool = False, speech: bytes = b""
+    ) -> _Recognizer:
         import vosk
 
         model = self._cache.get(spec)
         r = _Recognizer(vosk.KaldiRecognizer(model, rate), spec.name, rate)
         r.rec.SetWords(True)
         if warm:
-            # A new recognizer burns CPU on its first chunks (FIELD-NOTES): do it now.
-            noise = random.Random(0)
-            step = int(rate * CHUNK_SECONDS)
-            for _ in range(int(WARM_SECONDS / CHUNK_SECONDS)):
-                pcm = b"".join(noise.randint(-40, 40).to_bytes(2, "little", signed=True)
-                               for _ in range(step))  # fmt: skip
-                r.accept(pcm)
+            # A new recognizer composes its graph as it decodes, and is ~4x slower on its first
+            # speech (asr/warmup.py): decode the warm-up speech now, or some noise without it.
+            step = int(rate * CHUNK_SECONDS) * 2
+            audio = speech or _noise(int(rate * WARM_SECONDS) * 2)
+            for i in range(0, len(audio), step):
+                if r.accept(audio[i : i + step]):
+                    r.rec.Result()
             _clean(r)
         return r
 
@@ -232,18 +241,26 @@ class CaptionEngine:
         stream._start()
         return stream
 
-    def warm(self, dialect: str, n: int) -> concurrent.futures.Future[int]:
-        """Pre-create `n` warmed recognizers in the pool (in the background); never blocks."""
+    def warm(self, dialect: str, n: int, speech: bytes = b"") -> concurrent.futures.Future[int]:
+        """Pre-create `n` warmed recognizers in the pool (in the background); never blocks.
+
+        `speech`: mono s16le at the model's rate in the dialect's language (asr/warmup.py);
+        each new recognizer decodes it once, so the first calls do not pay for a cold graph.
+        """
 
         def job() -> int:
             spec = self.registry.model_of(dialect)
             if spec is None:
                 return 0
             for _ in range(n):
-                self._pool.put(self._pool.create(spec, spec.sample_rate, warm=True))
+                self._pool.put(self._pool.create(spec, spec.sample_rate, True, speech))
             return n
 
         return self._executor.submit(job)
+
+    def discard_idle(self) -> None:
+        """Drop every idle recognizer (the next calls get new ones, or warm() makes some)."""
+        self._pool.clear()
 
     def idle_recognizers(self, dialect: str) -> int:
         """How many warm recognizers wait in the pool for the dialect's model."""
