@@ -152,7 +152,16 @@ def estimate_wait(
     Agents free up at a rate of `agents / mean handle time`; the caller at place p is
     answered after p such releases. With no agent logged in for them, `agents` counts as 1.
     """
+    return wait_at(position, mean_handle_seconds(handle_seconds, default), agents_serving)
+
+
+def mean_handle_seconds(handle_seconds: list[float], default: float) -> float:
+    """The mean of recent handle times, or `default` without any."""
+    return statistics.fmean(handle_seconds) if handle_seconds else default
+
+
+def wait_at(position: int, mean_handle: float, agents_serving: int) -> int:
+    """estimate_wait with the mean handle time already known (once per round of updates)."""
     if position <= 0:
         return 0
-    mean = statistics.fmean(handle_seconds) if handle_seconds else default
-    return int(round(position * mean / max(1, agents_serving)))
+    return int(round(position * mean_handle / max(1, agents_serving)))

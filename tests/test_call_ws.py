@@ -521,6 +521,13 @@ def test_positions_and_eta_follow_the_line(server: ServerThread) -> None:
         queued = [await tap(c, "cmn") for c in callers]
         for i, (c, q) in enumerate(zip(callers, queued, strict=True), start=1):
             msg = await c.expect("queue", call_id=q["call_id"], position=i)
+            # Exactly the documented fields (the message is built from a template).
+            assert set(msg) == {"type", "call_id", "position", "ahead", "eta_seconds", "state",
+                                "offer_callback", "at", "say"}  # fmt: skip
+            assert (
+                msg["say"] == f"/tts/place/zh_CN/cmn/{i - 1}-{max(1, round(i * default / 60))}.wav"
+            )
+            assert isinstance(msg["at"], float) and isinstance(msg["eta_seconds"], int)
             assert msg["ahead"] == i - 1 and msg["state"] == "waiting"
             assert msg["eta_seconds"] == round(i * default)  # no agent, no history
             assert msg["offer_callback"] is (

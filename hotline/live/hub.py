@@ -79,15 +79,26 @@ class Conn:
 
     def send(self, message: dict[str, Any]) -> None:
         """Send a message now; never blocks. A client too slow to drain its data is dropped."""
-        ws = self.ws
-        if self.closed or ws.protocol.state is not State.OPEN:
+        if not self.is_open():
             return  # closing: the reader ends and cleans up
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: escape them rather than fail the socket
             data = json.dumps(message, separators=(",", ":")).encode()
-        transport = ws.transport
+        self._write(data)
+
+    def send_json(self, text: str) -> None:
+        """Send a message the caller encoded itself (valid JSON of plain ASCII/UTF-8 text):
+        the queue rounds build thousands a second from a template."""
+        if self.is_open():
+            self._write(text.encode("utf-8"))
+
+    def is_open(self) -> bool:
+        return not self.closed and self.ws.protocol.state is State.OPEN
+
+    def _write(self, data: bytes) -> None:
+        transport = self.ws.transport
         if transport is None or transport.get_write_buffer_size() > self._max_buffer:
             log.warning("conn %s: too much unsent, dropping slow client", self.id)
             self.drop()  # a closing handshake would queue behind the backlog

@@ -791,10 +791,11 @@ class Switchboard:
         self._positions_sent_at = at = asyncio.get_running_loop().time()
         positions = self.line.positions()
         serving = self._serving_counts()
+        mean = line_mod.mean_handle_seconds(self._handle_seconds, self.cfg.default_handle_seconds)
         for n, (call_id, position) in enumerate(positions.items(), start=1):
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
-                self._send_queue_state(call, position, serving, at)
+                self._send_queue_state(call, position, serving, at, mean)
             if n % ROUND_SLICE == 0:
                 await asyncio.sleep(0)  # let rings and answers through mid-round
         took = asyncio.get_running_loop().time() - at
@@ -816,7 +817,13 @@ class Switchboard:
         position: int | None = None,
         serving: dict[str, int] | None = None,
         at: float | None = None,
+        mean_handle: float | None = None,
     ) -> None:
+        """The caller's `queue` message (place, wait, spoken place), if anything changed.
+
+        Built from a template, not json.dumps: a round sends one to every waiting caller.
+        Every value is a number, a boolean or text made here (call ids are hex, states are
+        constants, the spoken place is a URL of registry ids and numbers)."""
         if call.caller is None or call.state not in (WAITING, RINGING):
             return
         if call.state != WAITING:
@@ -825,32 +832,28 @@ class Switchboard:
             position = self.line.position(call.call_id)
         if serving is None:
             serving = self._serving_counts()
-        eta = line_mod.estimate_wait(
-            position,
-            self._handle_seconds,
-            serving.get(call.dialect, 0),
-            self.cfg.default_handle_seconds,
-        )
+        if mean_handle is None:
+            mean_handle = line_mod.mean_handle_seconds(
+                self._handle_seconds, self.cfg.default_handle_seconds
+            )
+        eta = line_mod.wait_at(position, mean_handle, serving.get(call.dialect, 0))
         key = (position, eta)
         if key == call.last_queue_msg:
             return
         call.last_queue_msg = key
-        message: dict[str, Any] = {
-            "type": "queue",
-            "call_id": call.call_id,
-            "position": position,
-            "ahead": max(0, position - 1),
-            "eta_seconds": eta,
-            "state": call.state,
-            "offer_callback": eta >= self.cfg.callback_offer_seconds,
-            "at": round(asyncio.get_running_loop().time() if at is None else at, 3),
-        }
+        if at is None:
+            at = asyncio.get_running_loop().time()
+        say = ""
         if self.prompts is not None and call.state == WAITING:
             minutes = max(1, round(eta / 60))
-            message["say"] = self.prompts.place_url(
-                call.lang, call.dialect, max(0, position - 1), minutes
-            )
-        call.caller.send(message)
+            url = self.prompts.place_url(call.lang, call.dialect, max(0, position - 1), minutes)
+            say = f',"say":"{url}"'
+        offer = "true" if eta >= self.cfg.callback_offer_seconds else "false"
+        call.caller.send_json(
+            f'{{"type":"queue","call_id":"{call.call_id}","position":{position},'
+            f'"ahead":{max(0, position - 1)},"eta_seconds":{eta},"state":"{call.state}",'
+            f'"offer_callback":{offer},"at":{round(at, 3)}{say}}}'
+        )
 
     def line_summary(self) -> dict[str, Any]:
         """Callers waiting and agents by state, by dialect (for consoles and the wallboard)."""
