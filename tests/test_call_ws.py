@@ -758,3 +758,29 @@ def test_spoken_place_is_a_plain_url_that_renders(server: ServerThread) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server.http + bad, timeout=10)
         assert err.value.code == 404, bad
+
+
+def test_waiting_callers_use_the_lean_connection(server: ServerThread) -> None:
+    """The memory trims of LeanConnection are active with the installed websockets (an
+    upgrade that changes its internals shows here), and frames still flow through them."""
+    from hotline.live.server import LeanConnection
+
+    async def scenario() -> None:
+        caller = await open_caller(server)
+        queued = await tap(caller, "cmn")
+        live = server.running.live
+        (conn,) = [c for c in server.run(lambda: list(live.conns)) if c.role == "caller"]
+        ws = conn.ws
+        assert isinstance(ws, LeanConnection)
+        assert type(ws.drain_waiters) is list
+        assert type(ws.recv_messages.frames.queue).__name__ == "_FrameList"
+        await caller.ws.send(iter(['{"type":', '"ping"}']))  # a fragmented message
+        await caller.expect("pong")
+        for _ in range(3):  # several frames queued at once
+            await caller.send({"type": "ping"})
+        for _ in range(3):
+            await caller.expect("pong")
+        await caller.send({"type": "hangup"})
+        await caller.expect("ended", call_id=queued["call_id"])
+
+    run(scenario())

@@ -10,6 +10,7 @@ Connections:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import http
 import logging
@@ -51,13 +52,36 @@ class Context:
 
 
 class LeanConnection(ServerConnection):
-    """websockets' server connection with a list for its drain waiters: an empty deque takes
-    624 bytes, and thousands of waiting callers never have a writer waiting to drain (our
-    sends never await; only websockets' own close and ping do, and a list serves them)."""
+    """websockets' server connection without its two empty deques (624 bytes each).
+
+    A waiting caller never has a writer waiting to drain (our sends never await) and has at
+    most a frame or two queued, so a list serves both; with thousands waiting this is 6 MB.
+    Only done where the installed websockets has exactly the structures this relies on.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.drain_waiters = []  # type: ignore[assignment]
+        if type(getattr(self, "drain_waiters", None)) is collections.deque:
+            self.drain_waiters = []  # type: ignore[assignment]  # append/remove/iterate
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # makes the frame queue
+        frames = getattr(getattr(self, "recv_messages", None), "frames", None)
+        if type(getattr(frames, "queue", None)) is collections.deque:
+            frames.queue = _FrameList()  # type: ignore[union-attr]
+
+
+class _FrameList(list):  # type: ignore[type-arg]
+    """The deque operations websockets' frame queue uses, on a list (short queues)."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+    def extendleft(self, items: Any) -> None:
+        for item in items:
+            self.insert(0, item)
 
 
 Handler = Callable[[Context, dict[str, Any]], Awaitable[None] | None]
@@ -219,8 +243,8 @@ class LiveServer:
             elif not await self._open_caller(ctx, query):
                 return
             del query  # held for the whole connection otherwise (thousands wait)
-            async for raw in ws:
-                await self._dispatch(ctx, raw)
+            while True:  # recv() directly: no async generator kept per waiting caller
+                await self._dispatch(ctx, await ws.recv())
         except ConnectionClosed:
             pass
         except Exception:
