@@ -101,7 +101,10 @@ def answer_script(caller: Script, sentences: list[bytes], seed: int) -> Script:
             start = len(script.pcm) / 2 / RATE
             script.pcm += speech
             script.utterances.append((start, len(script.pcm) / 2 / RATE))
-    script.pcm += noise(max(0.0, total - len(script.pcm) / 2 / RATE), rnd)
+    # Audio goes on after the last answer, as in a call (at least the caller's shortest
+    # pause): a stream that simply stopped would only get its last final when closed.
+    tail = max(total, len(script.pcm) / 2 / RATE + 1.0) - len(script.pcm) / 2 / RATE
+    script.pcm += noise(tail, rnd)
     return script
 
 
