@@ -83,7 +83,9 @@ class Config:
     log_json: bool = setting(False, "Write logs as JSON lines.")
     log_level: str = setting("INFO", "Logging level.")
     caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
-    caption_warm: int = setting(2, "Warm recognizers kept ready per installed model.")
+    caption_warm: int = setting(
+        2, "Recognizers per installed model warmed at start with speech (registry warm_up)."
+    )
     captions_vad: bool = setting(
         True, "Skip decoding long silences (energy gate): less CPU per captioned call."
     )
