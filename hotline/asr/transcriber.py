@@ -131,8 +131,15 @@ class _Pool:
         return self.create(spec, rate)
 
     def create(
-        self, spec: ModelSpec, rate: int, warm: bool = False, speech: bytes = b""
+        self,
+        spec: ModelSpec,
+        rate: int,
+        warm: bool = False,
+        speech: bytes = b"",
+        stop: Callable[[], bool] = lambda: False,
     ) -> _Recognizer:
+        """A new recognizer; `warm` decodes `speech` (or noise) first, chunk by chunk, unless
+        `stop()` turns true (the engine is closing: the half-warm recognizer is still valid)."""
         import vosk
 
         model = self._cache.get(spec)
@@ -144,6 +151,8 @@ class _Pool:
             step = int(rate * CHUNK_SECONDS) * 2
             audio = speech or _noise(int(rate * WARM_SECONDS) * 2)
             for i in range(0, len(audio), step):
+                if stop():
+                    break
                 if r.accept(audio[i : i + step]):
                     r.rec.Result()
             _clean(r)
@@ -249,15 +258,23 @@ class CaptionEngine:
         each new recognizer decodes it once, so the first calls do not pay for a cold graph.
         """
 
+        def closing() -> bool:
+            return self._closed
+
         def job() -> int:
             spec = self.registry.model_of(dialect)
-            if spec is None:
-                return 0
-            for _ in range(n):
-                self._pool.put(self._pool.create(spec, spec.sample_rate, True, speech))
-            return n
+            made = 0
+            while spec is not None and made < n and not self._closed:
+                self._pool.put(self._pool.create(spec, spec.sample_rate, True, speech, closing))
+                made += 1
+            return made
 
-        return self._executor.submit(job)
+        try:
+            return self._executor.submit(job)
+        except RuntimeError:  # closed: nothing to warm
+            done: concurrent.futures.Future[int] = concurrent.futures.Future()
+            done.set_result(0)
+            return done
 
     def discard_idle(self) -> None:
         """Drop every idle recognizer (the next calls get new ones, or warm() makes some)."""
