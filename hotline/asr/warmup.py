@@ -11,13 +11,10 @@ the bench speak, so the bench does not decode audio the recognizer has already s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from hotline.asr.registry import Dialect
-
-log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 0.4
 
@@ -41,8 +38,10 @@ def read_resampled(path: Path, rate: int) -> bytes:
 
 def warm_up_speech(dialect: Dialect, rate: int, render: Render) -> bytes:
     """The dialect's warm-up sentences spoken and joined by short pauses; b"" if it has none."""
+    if not dialect.warm_up:
+        return b""
     pause = b"\0" * (int(rate * PAUSE_SECONDS) * 2)
     parts = [pause]
     for text in dialect.warm_up:
         parts += [read_resampled(render(text, dialect.voice), rate), pause]
-    return b"".join(parts) if dialect.warm_up else b""
+    return b"".join(parts)

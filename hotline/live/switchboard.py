@@ -792,7 +792,7 @@ class Switchboard:
         self._positions_sent_at = at = asyncio.get_running_loop().time()
         positions = self.line.positions()
         serving = self._serving_counts()
-        mean = line_mod.mean_handle_seconds(self._handle_seconds, self.cfg.default_handle_seconds)
+        mean = self._mean_handle()
         for n, (call_id, position) in enumerate(positions.items(), start=1):
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
@@ -802,6 +802,10 @@ class Switchboard:
         took = asyncio.get_running_loop().time() - at
         if took > SLOW_ROUND:
             log.warning("queue round: %d callers took %.0f ms", len(positions), took * 1000)
+
+    def _mean_handle(self) -> float:
+        """Mean recent handle time (the configured default before any call ended)."""
+        return line_mod.mean_handle_seconds(self._handle_seconds, self.cfg.default_handle_seconds)
 
     def _serving_counts(self) -> dict[str, int]:
         """Agents signed in and not away, per dialect they speak."""
@@ -834,9 +838,7 @@ class Switchboard:
         if serving is None:
             serving = self._serving_counts()
         if mean_handle is None:
-            mean_handle = line_mod.mean_handle_seconds(
-                self._handle_seconds, self.cfg.default_handle_seconds
-            )
+            mean_handle = self._mean_handle()
         eta = line_mod.wait_at(position, mean_handle, serving.get(call.dialect, 0))
         key = (position, eta)
         if key == call.last_queue_msg:
