@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hotline.config import Config
-from hotline.db import Database
+from hotline.db import Database, open_configured
 from hotline.db import agents as agents_db
 from hotline.db import elders as elders_db
 
@@ -24,7 +24,7 @@ Handler = Callable[[argparse.Namespace, Config], int]
 
 def open_db(cfg: Config) -> Database:
     """Open the configured database and bring its schema up to date."""
-    db = Database(cfg.db_path or cfg.data_dir / "hotline.sqlite3")
+    db = open_configured(cfg)
     db.migrate()
     return db
 

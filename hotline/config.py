@@ -36,6 +36,12 @@ class Config:
     )
     data_dir: Path = setting(ROOT / "var", "Directory for the database, caches and secrets.")
     db_path: Path | None = setting(None, "SQLite file; default <data_dir>/hotline.sqlite3.")
+    database_url: str = setting(
+        "", "postgresql://… puts the store on PostgreSQL (cluster mode); empty: the SQLite file."
+    )
+    redis_url: str = setting(
+        "", "redis://… bus between the nodes of a cluster; empty: one node, in-process bus."
+    )
     secret_key: str = setting("", "Signing key; default a random key kept in <data_dir>.")
     ice_servers: list[dict[str, Any]] = setting(
         [], 'JSON list of STUN/TURN servers for browsers, e.g. [{"urls":"stun:host:3478"}].'

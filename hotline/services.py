@@ -9,7 +9,7 @@ from typing import Any
 
 from hotline.asr.registry import Registry, load_registry
 from hotline.config import Config
-from hotline.db import Database
+from hotline.db import Database, open_configured
 from hotline.guidance.loader import Library, load_library
 from hotline.live.hub import Hub
 from hotline.prompts import Prompts
@@ -49,7 +49,7 @@ class Services:
 
 def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Services:
     """Open the database (migrated), load the registry, and make the shared helpers."""
-    db = Database(cfg.db_path or Path(cfg.data_dir) / "hotline.sqlite3")
+    db = open_configured(cfg)
     if migrate:
         db.migrate()
     registry = load_registry(cfg.registry_path)

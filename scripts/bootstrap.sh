@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sourced by serve.sh and test.sh: installs what the hotline needs, idempotently.
-# - Debian packages (espeak-ng for spoken prompts, chromium for browser tests) when missing and root.
+# - Debian packages (espeak-ng for spoken prompts, chromium for browser tests, postgresql and
+#   redis-server for the cluster-mode tests, which start throw-away servers) when missing and root.
 # - A virtualenv in .venv with the project and its test extras, reinstalled when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-want_debs=(espeak-ng libespeak-ng1 sox iproute2 coturn)
+want_debs=(espeak-ng libespeak-ng1 sox iproute2 coturn postgresql redis-server)
 [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei)
 missing=()
 for p in "${want_debs[@]}"; do

@@ -14,7 +14,7 @@ from hotline.callbacks.booking import BookingError, normalize_phone, parse_form
 from hotline.callbacks.ics import calendar
 from hotline.callbacks.service import CallbackService
 from hotline.config import Config
-from hotline.db import Database
+from hotline.db import open_database
 from hotline.db import agents as agents_db
 from hotline.db import callbacks as store
 from hotline.db import elders as elders_db
@@ -167,9 +167,10 @@ def test_normalize_phone() -> None:
 # --- scheduling and retries ----------------------------------------------------------------
 
 
-def make_service(tmp_path: Path, clock: Clock, **cfg: object) -> CallbackService:
+def make_service(tmp_path: Path, target: str, clock: Clock, **cfg: object) -> CallbackService:
+    """A callback service on a store at `target` (each test runs on SQLite and PostgreSQL)."""
     config = Config.from_env(env={}, data_dir=tmp_path, secret_key="k", **cfg)
-    db = Database(tmp_path / "t.sqlite3")
+    db = open_database(target)
     db.migrate()
     return CallbackService(db, config, clock)
 
@@ -193,9 +194,9 @@ def booked(svc: CallbackService, due: float, phone: str = "13800000000") -> int:
     )
 
 
-def test_due_is_the_pure_twin_of_claim_due(tmp_path: Path) -> None:
+def test_due_is_the_pure_twin_of_claim_due(tmp_path: Path, engine_target: str) -> None:
     clock = Clock(NOW)
-    svc = make_service(tmp_path, clock)
+    svc = make_service(tmp_path, engine_target, clock)
     ids = [booked(svc, at(7, 9), f"1380000000{i}") for i in range(3)]
     later = booked(svc, at(7, 10), "13900000000")
     everything = store.all_bookings(svc.db)
@@ -205,21 +206,21 @@ def test_due_is_the_pure_twin_of_claim_due(tmp_path: Path) -> None:
     assert [b.id for b in svc.claim_due(at(7, 11))] == [later]
 
 
-def test_claim_due_fires_once_across_a_restart(tmp_path: Path) -> None:
+def test_claim_due_fires_once_across_a_restart(tmp_path: Path, engine_target: str) -> None:
     clock = Clock(NOW)
-    svc = make_service(tmp_path, clock)
+    svc = make_service(tmp_path, engine_target, clock)
     first = booked(svc, at(7, 9))
     # "Restart": a fresh service on the same file, after the booking fell due while down.
-    again = make_service(tmp_path, clock)
+    again = make_service(tmp_path, engine_target, clock)
     fired = again.claim_due(at(7, 12))
     assert [b.id for b in fired] == [first]
-    assert make_service(tmp_path, clock).claim_due(at(7, 13)) == []
+    assert make_service(tmp_path, engine_target, clock).claim_due(at(7, 13)) == []
     assert [b.id for b in again.queued()] == [first]
 
 
-def test_no_answer_retries_then_tells_the_family(tmp_path: Path) -> None:
+def test_no_answer_retries_then_tells_the_family(tmp_path: Path, engine_target: str) -> None:
     clock = Clock(at(7, 9))
-    svc = make_service(tmp_path, clock)
+    svc = make_service(tmp_path, engine_target, clock)
     agent = agents_db.add(svc.db, "ann", "pw", ["cmn"])
     bid = booked(svc, at(7, 9))
     store.update(svc.db, bid, ("booked",), family_contact="13711112222")
@@ -276,9 +277,9 @@ def test_after_attempt_outcomes() -> None:
         scheduler.after_attempt(b, "rescheduled", NOW, policy)
 
 
-def test_keep_place_is_held_then_fires_once(tmp_path: Path) -> None:
+def test_keep_place_is_held_then_fires_once(tmp_path: Path, engine_target: str) -> None:
     clock = Clock(NOW)
-    svc = make_service(tmp_path, clock)
+    svc = make_service(tmp_path, engine_target, clock)
     elder = elders_db.add(svc.db, "王奶奶", phone="13600000000", dialect="yue")
     bid = svc.request_from_waiting_caller("call-1", elder.id, eta_seconds=120)
     assert svc.request_from_waiting_caller("call-1", elder.id) == bid  # idempotent
@@ -292,8 +293,8 @@ def test_keep_place_is_held_then_fires_once(tmp_path: Path) -> None:
     assert [b.id for b in svc.claim_due(NOW + 60 + 601)] == [other]
 
 
-def test_abandoned_offer_needs_a_number(tmp_path: Path) -> None:
-    svc = make_service(tmp_path, Clock(NOW))
+def test_abandoned_offer_needs_a_number(tmp_path: Path, engine_target: str) -> None:
+    svc = make_service(tmp_path, engine_target, Clock(NOW))
     with_phone = elders_db.add(svc.db, "A", phone="13500000000")
     without = elders_db.add(svc.db, "B")
     bid = svc.abandoned("c1", with_phone.id)

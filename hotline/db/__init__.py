@@ -1,6 +1,8 @@
-"""The SQLite store: connections, the single writer, and numbered migrations.
+"""The store: connections, the single writer, and numbered migrations, on two engines.
 
-All SQL of the project lives in this package; other modules call its functions.
+SQLite (one file, the default) or PostgreSQL (`HOTLINE_DATABASE_URL=postgresql://…`, cluster
+mode, in hotline/db/postgres.py). All SQL of the project lives in this package, written once
+in the portable subset described in hotline/db/dialect.py; other modules call its functions.
 """
 
 from __future__ import annotations
@@ -23,8 +25,43 @@ def now() -> float:
     return time.time()
 
 
+def is_url(target: object) -> bool:
+    """True when `target` names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def open_database(target: Path | str) -> Database:
+    """The store at `target`: a postgresql:// URL (cluster mode) or a SQLite file path."""
+    if is_url(target):
+        from hotline.db.postgres import PgDatabase
+
+        return PgDatabase(str(target))
+    return Database(target)
+
+
+def open_configured(cfg: Any) -> Database:
+    """The store a `Config` names: `database_url` when set, else the SQLite file."""
+    if cfg.database_url:
+        if not is_url(cfg.database_url):
+            raise ValueError("HOTLINE_DATABASE_URL must start with postgresql://")
+        return open_database(cfg.database_url)
+    return Database(cfg.db_path or Path(cfg.data_dir) / "hotline.sqlite3")
+
+
+def migration_files() -> list[tuple[str, list[str]]]:
+    """(file name, statements) of every migration in hotline/db/migrations, in name order."""
+    folder = resources.files("hotline.db") / "migrations"
+    out = []
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".sql"):
+            out.append((item.name, _split_sql(item.read_text(encoding="utf-8"))))
+    return out
+
+
 class Database:
     """A SQLite database in WAL mode: many readers, one writer at a time (a lock)."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -83,23 +120,21 @@ class Database:
         )
         done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
         applied = []
-        folder = resources.files("hotline.db") / "migrations"
-        for item in sorted(folder.iterdir(), key=lambda p: p.name):
-            if not item.name.endswith(".sql") or item.name in done:
+        for name, statements in migration_files():
+            if name in done:
                 continue
-            sql = item.read_text(encoding="utf-8")
             with self._write_lock:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _split_sql(sql):
+                    for statement in statements:
                         conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (item.name, now()))
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now()))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-            applied.append(item.name)
-            log.info("applied migration %s", item.name)
+            applied.append(name)
+            log.info("applied migration %s", name)
         return applied
 
     def close(self) -> None:

@@ -225,9 +225,10 @@ def fire_one(db: Database, booking_id: int, now: float, from_status: str) -> Boo
     """Move one booking from `from_status` to 'queued' if it is still there."""
     with db.transaction() as conn:
         row = conn.execute(
-            "UPDATE callbacks SET status = 'queued', queued_at = ?, due_at = MIN(due_at, ?),"
+            "UPDATE callbacks SET status = 'queued', queued_at = ?,"
+            " due_at = CASE WHEN due_at < ? THEN due_at ELSE ? END,"
             " updated_at = ? WHERE id = ? AND status = ? RETURNING *",
-            (now, now, now, booking_id, from_status),
+            (now, now, now, now, booking_id, from_status),
         ).fetchone()
     return _booking(row) if row else None
 

@@ -106,9 +106,10 @@ def recent_handle_seconds(db: Database, limit: int = 50) -> list[float]:
 
 def open_calls(db: Database) -> list[dict[str, Any]]:
     """Calls left open (waiting callers are restored from these), oldest arrival first."""
+    # Ties (equal arrival times) break by insertion on SQLite; PostgreSQL has no rowid.
+    order = "arrived_at, rowid" if db.dialect == "sqlite" else "arrived_at, id"
     return [
-        dict(r)
-        for r in db.query("SELECT * FROM calls WHERE ended_at IS NULL ORDER BY arrived_at, rowid")
+        dict(r) for r in db.query(f"SELECT * FROM calls WHERE ended_at IS NULL ORDER BY {order}")
     ]
 
 

@@ -1,0 +1,208 @@
+"""The PostgreSQL store (cluster mode): the same interface as the SQLite `Database`.
+
+Queries arrive in the portable SQLite subset and are translated once by `hotline.db.dialect`.
+Rows behave like `sqlite3.Row` (by name, by index, `dict(row)`), so the domain modules in
+hotline/db do not know which engine they run on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hotline.db import Database, migration_files, now
+from hotline.db import dialect as sqlmap
+
+log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number: every node that migrates takes this advisory lock first.
+MIGRATE_LOCK = 0x686F746C696E65
+
+
+class Row(tuple):
+    """A result row readable by column name or index, like sqlite3.Row."""
+
+    _index: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], index: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._index = index
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = [c.name for c in cursor.description or ()]
+    index = {name: i for i, name in enumerate(names)}
+    return lambda values: Row(values, index)
+
+
+class Cursor:
+    """What `conn.execute` returns: rows, rowcount and (for INSERTs) lastrowid."""
+
+    def __init__(self, cur: Any, lastrowid: int | None = None) -> None:
+        self._cur = cur
+        self.rowcount = cur.rowcount
+        self.lastrowid = lastrowid
+
+    def fetchone(self) -> Row | None:
+        return self._cur.fetchone() if self._cur.description else None
+
+    def fetchall(self) -> list[Row]:
+        return self._cur.fetchall() if self._cur.description else []
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+
+class Connection:
+    """A psycopg connection speaking the portable subset (what `transaction()` yields)."""
+
+    def __init__(self, db: PgDatabase, raw: Any) -> None:
+        self._db = db
+        self.raw = raw
+        self.depth = 0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.depth > 0
+
+    def execute(self, sql: str, params: Any = ()) -> Cursor:
+        table = sqlmap.insert_table(sql)
+        returns_id = table is not None and table in self._db.identity_tables(self)
+        text = sqlmap.query(sql) + (" RETURNING id" if returns_id else "")
+        cur = self.raw.cursor(row_factory=_row_factory)
+        try:
+            cur.execute(text, tuple(params))
+        except Exception as exc:
+            _reraise(exc)
+        lastrowid = None
+        if returns_id:
+            row = cur.fetchone()
+            lastrowid = int(row[0]) if row else None
+        return Cursor(cur, lastrowid)
+
+    def execute_raw(self, sql: str, params: Any = ()) -> Cursor:
+        """Run PostgreSQL text as is (for the few engine-specific statements in hotline/db)."""
+        cur = self.raw.cursor(row_factory=_row_factory)
+        try:
+            cur.execute(sql, tuple(params))
+        except Exception as exc:
+            _reraise(exc)
+        return Cursor(cur)
+
+
+def _reraise(exc: Exception) -> None:
+    """psycopg's integrity errors as sqlite3's, so callers catch one kind on both engines."""
+    import psycopg
+
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        raise sqlite3.IntegrityError(str(exc)) from exc
+    raise exc
+
+
+class PgDatabase(Database):
+    """PostgreSQL via psycopg 3: one connection per thread, autocommit outside transactions."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        import psycopg  # only cluster mode needs it
+
+        self._psycopg = psycopg
+        self.url = url
+        self.path = url
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._identity: frozenset[str] | None = None
+
+    def _conn(self) -> Connection:  # type: ignore[override]
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and (conn.raw.closed or conn.raw.broken) and conn.depth == 0:
+            conn = None  # a restarted or unreachable server: reconnect on next use
+        if conn is None:
+            raw = self._psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+            )
+            conn = Connection(self, raw)
+            self._local.conn = conn
+        return conn
+
+    def identity_tables(self, conn: Connection) -> frozenset[str]:
+        """Tables whose `id` is an identity column (INSERTs into them return the new id)."""
+        if self._identity is None:
+            rows = conn.execute_raw(
+                "SELECT table_name FROM information_schema.columns WHERE column_name = 'id'"
+                " AND is_identity = 'YES' AND table_schema = current_schema()"
+            ).fetchall()
+            self._identity = frozenset(r[0] for r in rows)
+        return self._identity
+
+    def query(self, sql: str, params: Any = ()) -> list[Any]:  # type: ignore[override]
+        return self._conn().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Any = ()) -> Any:  # type: ignore[override]
+        return self._conn().execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Any = ()) -> Any:  # type: ignore[override]
+        with self.transaction() as conn:
+            return conn.execute(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:  # type: ignore[override]
+        """A write transaction; nested use joins the outer one; commits on success.
+
+        The in-process writer lock keeps this node's writes in the order SQLite would run
+        them; across nodes, row locks and unique constraints decide (see docs/cluster.md).
+        """
+        conn = self._conn()
+        with self._write_lock:
+            if conn.depth:
+                yield conn
+                return
+            conn.depth = 1
+            try:
+                with conn.raw.transaction():
+                    yield conn
+            finally:
+                conn.depth = 0
+
+    def migrate(self) -> list[str]:
+        """Apply the same numbered migrations as SQLite, translated, under an advisory lock."""
+        conn = self._conn()
+        applied = []
+        with self.transaction():
+            conn.execute_raw("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute_raw(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION)"
+            )
+            done = {r[0] for r in conn.execute_raw("SELECT name FROM schema_migrations")}
+            for name, statements in migration_files():
+                if name in done:
+                    continue
+                for statement in statements:
+                    conn.execute_raw(sqlmap.ddl(statement))
+                conn.execute_raw("INSERT INTO schema_migrations VALUES (%s, %s)", (name, now()))
+                applied.append(name)
+                log.info("applied migration %s", name)
+        self._identity = None
+        return applied
+
+    def close(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.raw.close()
+            self._local.conn = None
