@@ -14,10 +14,10 @@ from hotline.callbacks.booking import BookingError, normalize_phone, parse_form
 from hotline.callbacks.ics import calendar
 from hotline.callbacks.service import CallbackService
 from hotline.config import Config
-from hotline.db import open_database
 from hotline.db import agents as agents_db
 from hotline.db import callbacks as store
 from hotline.db import elders as elders_db
+from hotline.db import open_database
 
 TZ = ZoneInfo("Asia/Shanghai")
 # Monday 2030-01-07 08:20 in Shanghai.

@@ -8,8 +8,19 @@ import time
 
 import pytest
 
-from hotline.db import Database, agents, audit, callbacks, calls, dialect, elders, guidance
-from hotline.db import reports, sessions, transcripts
+from hotline.db import (
+    Database,
+    agents,
+    audit,
+    callbacks,
+    calls,
+    dialect,
+    elders,
+    guidance,
+    reports,
+    sessions,
+    transcripts,
+)
 
 DOMAIN_MODULES = (agents, audit, callbacks, calls, elders, guidance, reports, sessions, transcripts)
 # Every public function of the domain modules is called below; a new one must be added here
