@@ -93,6 +93,14 @@ class Connection:
             lastrowid = int(row[0]) if row else None
         return Cursor(cur, lastrowid)
 
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one statement for many parameter rows (psycopg pipelines them)."""
+        cur = self.raw.cursor()
+        try:
+            cur.executemany(sqlmap.query(sql), rows)
+        except Exception as exc:
+            _reraise(exc)
+
     def execute_raw(self, sql: str, params: Any = ()) -> Cursor:
         """Run PostgreSQL text as is (for the few engine-specific statements in hotline/db)."""
         cur = self.raw.cursor(row_factory=_row_factory)
@@ -150,11 +158,22 @@ class PgDatabase(Database):
             self._identity = frozenset(r[0] for r in rows)
         return self._identity
 
+    def _read(self, sql: str, params: Any) -> Cursor:
+        conn = self._conn()
+        try:
+            return conn.execute(sql, params)
+        except self._psycopg.OperationalError:
+            if conn.depth or not conn.raw.broken:
+                raise
+            # A connection left from before a server restart: a read is safe to run again.
+            self._local.conn = None
+            return self._conn().execute(sql, params)
+
     def query(self, sql: str, params: Any = ()) -> list[Any]:  # type: ignore[override]
-        return self._conn().execute(sql, params).fetchall()
+        return self._read(sql, params).fetchall()
 
     def query_one(self, sql: str, params: Any = ()) -> Any:  # type: ignore[override]
-        return self._conn().execute(sql, params).fetchone()
+        return self._read(sql, params).fetchone()
 
     def execute(self, sql: str, params: Any = ()) -> Any:  # type: ignore[override]
         with self.transaction() as conn:
@@ -200,6 +219,14 @@ class PgDatabase(Database):
                 log.info("applied migration %s", name)
         self._identity = None
         return applied
+
+    def reset_identities(self, conn: Connection) -> None:
+        """Move every identity sequence past the largest id (after rows came in with ids)."""
+        for table in sorted(self.identity_tables(conn)):
+            conn.execute_raw(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
 
     def close(self) -> None:
         conn: Connection | None = getattr(self._local, "conn", None)

@@ -1,0 +1,76 @@
+"""The whole single node on PostgreSQL: serves, and reports not ready while the database is down."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotline.db import calls as calls_db
+from hotline.db import open_database
+from tests.engines import PostgresServer
+from tests.support import Client, ServerThread, test_config
+
+DEADLINE = 60.0
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, so it can be stopped without disturbing others."""
+    pg = PostgresServer()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def readyz(srv: ServerThread) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(srv.http + "/readyz", timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def until(srv: ServerThread, status: int) -> dict:
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        code, body = readyz(srv)
+        if code == status or time.monotonic() > deadline:
+            assert code == status, body
+            return body
+        time.sleep(0.1)
+
+
+def test_node_on_postgresql_serves_and_readyz_follows_the_database(
+    own_pg: PostgresServer, tmp_path: Path
+) -> None:
+    url = own_pg.create_database()
+    srv = ServerThread(test_config(tmp_path, database_url=url))
+    try:
+        assert readyz(srv) == (200, {"db": True, "live": True, "ok": True})
+
+        async def caller() -> Client:
+            c = await Client.open(f"{srv.ws}?role=caller")
+            await c.send({"type": "call", "dialect": "cmn"})
+            await c.expect("queued")
+            return c
+
+        client = srv.call(caller())
+        store = open_database(url)
+        assert [c["dialect"] for c in calls_db.open_calls(store)] == ["cmn"]  # stored in PG
+        assert not (tmp_path / "hotline.sqlite3").exists()
+
+        own_pg.stop("immediate")
+        assert until(srv, 503) == {"db": False, "live": True, "ok": False}
+        own_pg.start()
+        assert until(srv, 200)["db"] is True
+        srv.call(client.close())
+    finally:
+        srv.stop()
