@@ -42,6 +42,9 @@ COVERED = {
     " ratings_total disabled_scripts set_script_enabled find_elders",
     "sessions": "create lookup delete",
     "transcripts": "add_line lines purge_older_than",
+    # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
+    "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
+    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node",
 }
 
 

@@ -40,6 +40,16 @@ def tables(source: Database) -> list[tuple[str, str]]:
     return out
 
 
+def _count(db: Database, table: str) -> int:
+    row = db.query_one(f"SELECT COUNT(*) FROM {table}")
+    return int(row[0]) if row else 0
+
+
+def _row(db: Database, table: str, pk: str, key: Any) -> dict[str, Any]:
+    row = db.query_one(f"SELECT * FROM {table} WHERE {pk} = ?", (key,))
+    return dict(row) if row else {}
+
+
 def _migrations(db: Database) -> set[str]:
     return {r[0] for r in db.query("SELECT name FROM schema_migrations")}
 
@@ -62,7 +72,7 @@ def copy_store(source: Database, target: Database) -> CopyReport:
         raise CopyRefused(f"the two stores are not at the same migration: {sorted(missing)}")
     found = tables(source)
     for name, _pk in found:
-        if target.query_one(f"SELECT COUNT(*) FROM {name}")[0]:
+        if _count(target, name):
             raise CopyRefused(f"target is not empty (table {name} has rows): refusing to copy")
     report = CopyReport()
     with target.transaction() as conn:
@@ -75,7 +85,7 @@ def copy_store(source: Database, target: Database) -> CopyReport:
             sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
             for start in range(0, len(rows), BATCH):
                 conn.executemany(sql, [tuple(r) for r in rows[start : start + BATCH]])
-        target.reset_identities(conn)
+        target.reset_identities(conn)  # type: ignore[attr-defined]  # PgDatabase (checked above)
     _verify(source, target, found, report)
     return report
 
@@ -85,14 +95,13 @@ def _verify(
 ) -> None:
     """Counts of every table, and the first, middle and last row of each compared by value."""
     for name, pk in found:
-        count = target.query_one(f"SELECT COUNT(*) FROM {name}")[0]
+        count = _count(target, name)
         if count != report.counts[name]:
             raise CopyRefused(f"{name}: {report.counts[name]} rows read, {count} in the target")
         keys = [r[0] for r in source.query(f"SELECT {pk} FROM {name} ORDER BY {pk}")]
         sample = {keys[i] for i in (0, len(keys) // 2, -1)} if keys else set()
         for key in sample:
-            a = dict(source.query_one(f"SELECT * FROM {name} WHERE {pk} = ?", (key,)))
-            b = dict(target.query_one(f"SELECT * FROM {name} WHERE {pk} = ?", (key,)))
+            a, b = _row(source, name, pk, key), _row(target, name, pk, key)
             bad = [c for c in a if not _same(a[c], b.get(c))]
             if bad:
                 raise CopyRefused(f"{name} row {key!r} differs in {bad}")

@@ -1,0 +1,1 @@
+"""Cluster mode: the line in the shared store, the bus between nodes, and node liveness."""
