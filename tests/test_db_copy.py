@@ -27,7 +27,7 @@ from hotline.db.copy import tables
 FILLED = {
     "agents", "elders", "links", "calls", "call_events", "audit_log", "login_failures",
     "sessions", "guidance_answers", "shifts", "callbacks", "callback_attempts", "wrapups",
-    "transcripts", "script_settings",
+    "transcripts", "script_settings", "line_entries", "agent_states", "line_counters",
 }  # fmt: skip
 
 
@@ -69,6 +69,9 @@ def populate(db: Database) -> dict[str, object]:
     )
     reports.set_script_enabled(db, "tv", False, "sue")
     audit.record(db, "sue", "transcript.read", "call-00")
+    line.agent_login(db, ann.id, ("cmn",), "node-a")
+    line.arrive(db, "waiting-1", "cmn", t0, 0, "node-a")
+    line.arrive(db, "waiting-2", "cmn", t0, 0, "node-a")
     return {"link": link.token, "booking": bid, "elder": zhang.id}
 
 
@@ -112,6 +115,9 @@ def test_copy_moves_every_table_verified_and_refuses_a_second_time(
     assert calls.events(target, "call-00") == calls.events(source, "call-00")
     assert transcripts.lines(target, "call-00") == transcripts.lines(source, "call-00")
     assert agents.check_password(target, "ann", "pw") is not None
+    # The line keeps its places, and the next arrival continues after them.
+    assert line.positions(target) == {"waiting-1": 1, "waiting-2": 2}
+    assert line.arrive(target, "waiting-3", "cmn", time.time(), 0, "node-b").place == 3.0
     # Identity sequences moved past the copied ids: new rows get fresh ones.
     assert agents.add(target, "new", "pw", ["cmn"]).id == 3
 
