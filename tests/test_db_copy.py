@@ -16,6 +16,7 @@ from hotline.db import (
     calls,
     elders,
     guidance,
+    line,
     open_database,
     reports,
     sessions,
