@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TypeVar
 
 PG_BIN = Path(os.environ.get("HOTLINE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("HOTLINE_REDIS_SERVER", "redis-server")
@@ -185,3 +186,12 @@ class RedisServer:
 
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+T = TypeVar("T")
+
+
+def present(value: T | None) -> T:
+    """`value`, asserted not None (what a test expects to exist)."""
+    assert value is not None
+    return value

@@ -21,6 +21,7 @@ from hotline.db import (
     sessions,
     transcripts,
 )
+from tests.engines import present
 
 DOMAIN_MODULES = (agents, audit, callbacks, calls, elders, guidance, reports, sessions, transcripts)
 # Every public function of the domain modules is called below; a new one must be added here
@@ -63,7 +64,7 @@ def test_every_store_function_is_covered_on_both_engines() -> None:
 def test_agents_elders_links_sessions_audit(store: Database) -> None:
     ann = agents.add(store, "ann", "pw1", ["cmn", "yue"], display_name="安")
     bob = agents.add(store, "bob", "pw2", ["cmn"], role="supervisor")
-    assert bob.id != ann.id and agents.get(store, ann.id) == ann
+    assert bob.id != ann.id and present(agents.get(store, ann.id)) == ann
     assert agents.by_username(store, "bob") == bob
     assert [a.username for a in agents.all_agents(store)] == ["ann", "bob"]
     assert agents.check_password(store, "ann", "pw1") == ann
@@ -72,7 +73,7 @@ def test_agents_elders_links_sessions_audit(store: Database) -> None:
     agents.set_password(store, ann.id, "new")
     assert agents.check_password(store, "ann", "new") == ann
     assert agents.update(store, ann.id, dialects=["yue"], disabled=True)
-    assert agents.get(store, ann.id).dialects == ("yue",)
+    assert present(agents.get(store, ann.id)).dialects == ("yue",)
     assert agents.check_password(store, "ann", "new") is None  # disabled
     assert not agents.update(store, 999, role="agent")
     agents.record_login_failure(store, "ann", "10.0.0.1")
@@ -86,13 +87,13 @@ def test_agents_elders_links_sessions_audit(store: Database) -> None:
     assert elders.by_card_code(store, e.card_code) == e
     assert [x.id for x in elders.all_elders(store)] == [e.id]
     link = elders.new_link(store, e.id, auto_start=True, expires_at=time.time() + 60)
-    assert elders.get_link(store, link.token) == link and link.state() == "ok"
+    assert present(elders.get_link(store, link.token)) == link and link.state() == "ok"
     assert elders.links_of(store, e.id) == [link]
     assert elders.revoke_link(store, link.token) and not elders.revoke_link(store, link.token)
-    assert elders.get_link(store, link.token).state() == "revoked"
+    assert present(elders.get_link(store, link.token)).state() == "revoked"
 
     sid, csrf = sessions.create(store, bob.id)
-    found = sessions.lookup(store, sid, 60, 3600)
+    found = present(sessions.lookup(store, sid, 60, 3600))
     assert found is not None and found["csrf"] == csrf and found["agent_id"] == bob.id
     sessions.delete(store, sid)
     assert sessions.lookup(store, sid, 60, 3600) is None
@@ -123,7 +124,7 @@ def test_calls_events_reports_transcripts_guidance(store: Database) -> None:
     calls.flag_fraud(store, "c1")
     calls.ended(store, "c1", outcome="resolved", ended_by="agent", at=t0 + 64)
     calls.ended(store, "c1", outcome="other", ended_by="caller", at=t0 + 99)  # ignored
-    c1 = calls.get(store, "c1")
+    c1 = present(calls.get(store, "c1"))
     assert (c1["wait_seconds"], c1["talk_seconds"], c1["outcome"]) == (4.0, 60.0, "resolved")
     assert c1["arrived_at"] == t0  # full double precision on both engines
     kinds = [x["kind"] for x in calls.events(store, "c1")]
@@ -133,7 +134,7 @@ def test_calls_events_reports_transcripts_guidance(store: Database) -> None:
     assert calls.recent_handle_seconds(store) == [60.0]
     calls.answered(store, "c3", ann.id, t0 + 10)
     calls.requeued(store, "c3", "agent_dropped", t0 + 11)
-    assert calls.get(store, "c3")["answered_at"] is None
+    assert present(calls.get(store, "c3"))["answered_at"] is None
     assert [c["id"] for c in calls.open_calls(store)] == ["c2", "c3"]
     assert calls.close_interrupted(store, t0 + 20) == 2 and calls.open_calls(store) == []
 
@@ -197,8 +198,11 @@ def test_bookings_shifts_wrapups(store: Database) -> None:
     b = book("BBBBBB", now + 120)
     h = book("HHHHHH", now + 30, status="held")
     assert a and b and a != b
-    assert callbacks.get(store, a).alternates == (now + 3660,)
-    assert callbacks.by_idem(store, "k1").id == a and callbacks.by_code(store, code).id == a
+    assert present(callbacks.get(store, a)).alternates == (now + 3660,)
+    assert (
+        present(callbacks.by_idem(store, "k1")).id == a
+        and present(callbacks.by_code(store, code)).id == a
+    )
     assert [x.id for x in callbacks.all_bookings(store)] == [a, b, h]
     assert [x.id for x in callbacks.active_bookings(store)] == [h, a, b]
     assert callbacks.recent_by_address(store, "1.2.3.4", now - 1) == 3
@@ -228,9 +232,9 @@ def test_bookings_shifts_wrapups(store: Database) -> None:
               "share_with_family": 1}  # fmt: skip
     callbacks.save_wrapup(store, "c9", values, now + 80)
     callbacks.save_wrapup(store, "c9", {**values, "problem": "tv"}, now + 90)
-    w = callbacks.get_wrapup(store, "c9")
+    w = present(callbacks.get_wrapup(store, "c9"))
     assert (w["problem"], w["created_at"], w["updated_at"]) == ("tv", now + 80, now + 90)
-    assert callbacks.shared_wrapup_for(store, a)["call_id"] == "c9"
+    assert present(callbacks.shared_wrapup_for(store, a))["call_id"] == "c9"
     assert reports.callbacks_by_status(store) == {"claimed": 1, "booked": 1, "queued": 1}
     assert callbacks.remove_shift(store, sid) and not callbacks.remove_shift(store, sid)
     with store.transaction():  # nested use joins the outer transaction on both engines

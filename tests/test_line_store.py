@@ -12,6 +12,7 @@ from hotline import routing
 from hotline.cluster.line_store import LineError, LineStore, MemoryLineStore, SqlLineStore, route
 from hotline.db import line as line_db
 from hotline.db import open_database
+from tests.engines import present
 
 RING = 60.0
 OVERFLOW = 30.0
@@ -61,8 +62,8 @@ def test_ring_accept_wrap_finish(line: LineStore) -> None:
     assert (e.state, e.agent_id, status(line, 7)) == ("reserved", 7, routing.RINGING)
     assert line.positions() == {"c1": 1}  # ringing still holds the place
     if isinstance(line, SqlLineStore):  # the caller's page reconnected to another node
-        assert line_db.move_node(line.db, "c1", "n2") and line.get("c1").node == "n2"
-        assert line_db.agent(line.db, 7).status == routing.RINGING
+        assert line_db.move_node(line.db, "c1", "n2") and present(line.get("c1")).node == "n2"
+        assert present(line_db.agent(line.db, 7)).status == routing.RINGING
     assert line.accept("c1", 7).state == "assigned" and status(line, 7) == routing.IN_CALL
     assert line.positions() == {}
     assert line.wrap("c1").state == "wrapping" and status(line, 7) == routing.WRAP_UP
@@ -82,8 +83,8 @@ def test_decline_keeps_the_place_and_skips_that_agent(line: LineStore) -> None:
     e = line.decline("c1", 1)
     assert (e.state, e.place, e.declined_by) == ("pending", 1.0, frozenset({1}))
     assert status(line, 1) == routing.AVAILABLE and line.positions()["c1"] == 1
-    assert line.reserve_next(1, RING, OVERFLOW).call_id == "c2"  # agent 1 passed c1 on
-    assert line.reserve_next(2, RING, OVERFLOW).call_id == "c1"
+    assert present(line.reserve_next(1, RING, OVERFLOW)).call_id == "c2"  # agent 1 passed c1 on
+    assert present(line.reserve_next(2, RING, OVERFLOW)).call_id == "c1"
     with pytest.raises(LineError) as err:
         line.decline("c1", 1)
     assert err.value.code == "not_ringing"
@@ -99,7 +100,7 @@ def test_expired_ring_returns_to_pending_and_cannot_be_accepted(line: LineStore)
     assert err.value.code == "not_ringing"
     assert [e.call_id for e in line.expire()] == ["c1"]
     assert line.expire() == []  # idempotent: any node may sweep
-    e = line.get("c1")
+    e = present(line.get("c1"))
     assert (e.state, e.place, e.declined_by) == ("pending", 1.0, frozenset())
     assert status(line, 3) == routing.AWAY  # a silent agent is set away, not a decline
 
@@ -115,10 +116,10 @@ def test_exactly_once_and_nothing_changes_on_a_refused_step(line: LineStore) -> 
     assert err.value.code == "not_pending" and status(line, 2) == routing.AVAILABLE
     with pytest.raises(LineError) as err:
         line.reserve("c2", 1, RING)  # two nodes ring the same agent
-    assert err.value.code == "agent_busy" and line.get("c2").state == "pending"
+    assert err.value.code == "agent_busy" and present(line.get("c2")).state == "pending"
     with pytest.raises(LineError) as err:
         line.accept("c1", 2)  # not rung to this agent
-    assert err.value.code == "not_ringing" and line.get("c1").agent_id == 1
+    assert err.value.code == "not_ringing" and present(line.get("c1")).agent_id == 1
     with pytest.raises(LineError) as err:
         line.accept("nope", 1)
     assert err.value.code == "no_call"
@@ -136,7 +137,7 @@ def test_agent_dropped_puts_the_caller_first_and_leave_frees_a_ring(line: LineSt
     assert line.requeue_at_head("c2").state == "pending"
     assert line.positions() == {"c2": 1, "c1": 2, "c3": 3}
     line.reserve("c3", 2, RING)
-    assert line.leave("c3").state == "done" and status(line, 2) == routing.AVAILABLE
+    assert present(line.leave("c3")).state == "done" and status(line, 2) == routing.AVAILABLE
 
 
 def test_route_uses_the_pure_rules_longest_idle_and_overflow(line: LineStore) -> None:

@@ -1,0 +1,302 @@
+"""The bus between nodes: messages, node heartbeats with a TTL, and which node holds which socket.
+
+Only what can be rebuilt travels here: relayed signalling, "this dialect's line moved" ticks,
+supervisors' live views. Every place, ring and booking is in the store, so losing the bus
+loses nothing: `publish` reports False instead of raising, and `on_reconnect` hooks let a
+node recompute everything from the store once the bus is back.
+
+Two implementations of one `Bus` protocol: `InProcessBus` (one process, or several nodes in
+one test process sharing a `LocalHub`) and `RedisBus` (redis.asyncio; a supervised pub/sub
+task resubscribes after a dropped connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
+Hook = Callable[[], Awaitable[None] | None]
+PREFIX = "hotline"
+
+
+class Bus(Protocol):
+    """Messages between nodes plus their liveness and the connection -> node map."""
+
+    node: str
+
+    @property
+    def connected(self) -> bool: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def publish(self, channel: str, message: dict[str, Any]) -> bool: ...
+    def subscribe(self, channel: str, handler: Handler) -> None: ...
+    def on_reconnect(self, hook: Hook) -> None: ...
+    async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool: ...
+    async def live_nodes(self) -> dict[str, dict[str, Any]]: ...
+    async def hold_connection(self, conn_id: str) -> bool: ...
+    async def release_connection(self, conn_id: str) -> bool: ...
+    async def connection_node(self, conn_id: str) -> str | None: ...
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # one bad handler must not stop the bus
+        log.exception("bus handler failed")
+
+
+# --- in process ----------------------------------------------------------------------------
+
+
+@dataclass
+class LocalHub:
+    """What several in-process nodes share (a stand-in for Redis within one process)."""
+
+    clock: Callable[[], float] = time.monotonic
+    buses: list[InProcessBus] = field(default_factory=list)
+    beats: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    conns: dict[str, str] = field(default_factory=dict)
+
+
+class InProcessBus:
+    """The bus of a single node (the default), or of test nodes sharing one `LocalHub`."""
+
+    def __init__(self, node: str, hub: LocalHub | None = None) -> None:
+        self.node = node
+        self.hub = hub or LocalHub()
+        self._handlers: dict[str, list[Handler]] = {}
+        self._hooks: list[Hook] = []
+        self.hub.buses.append(self)
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self in self.hub.buses:
+            self.hub.buses.remove(self)
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> bool:
+        payload = json.loads(json.dumps(message))  # same shape as over the wire
+        for bus in list(self.hub.buses):
+            for handler in bus._handlers.get(channel, ()):
+                await _call(handler, payload)
+        return True
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.setdefault(channel, []).append(handler)
+
+    def on_reconnect(self, hook: Hook) -> None:
+        self._hooks.append(hook)
+
+    async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool:
+        self.hub.beats[self.node] = (self.hub.clock() + ttl, dict(info or {}))
+        return True
+
+    async def live_nodes(self) -> dict[str, dict[str, Any]]:
+        now = self.hub.clock()
+        return {n: info for n, (until, info) in self.hub.beats.items() if until > now}
+
+    async def hold_connection(self, conn_id: str) -> bool:
+        self.hub.conns[conn_id] = self.node
+        return True
+
+    async def release_connection(self, conn_id: str) -> bool:
+        if self.hub.conns.get(conn_id) == self.node:
+            del self.hub.conns[conn_id]
+        return True
+
+    async def connection_node(self, conn_id: str) -> str | None:
+        node = self.hub.conns.get(conn_id)
+        return node if node is not None and node in await self.live_nodes() else None
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+class RedisBus:
+    """The bus on Redis: PUBLISH/SUBSCRIBE, SET … PX for heartbeats, a hash for connections.
+
+    A supervisor task owns the subscription: when the connection drops it retries with a
+    capped backoff, subscribes to every channel again, then runs the `on_reconnect` hooks.
+    """
+
+    RETRY_MIN, RETRY_MAX = 0.05, 1.0
+
+    def __init__(self, url: str, node: str) -> None:
+        import redis.asyncio as aioredis  # only cluster mode needs it
+
+        self.node = node
+        self.url = url
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=5
+        )
+        self._handlers: dict[str, list[Handler]] = {}
+        self._hooks: list[Hook] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._connected = False
+        self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while the subscription is live (False: fall back to reading the store)."""
+        return self._connected
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((PREFIX, *parts))
+
+    async def start(self) -> None:
+        """Start the supervised subscription and wait (briefly) for it to be live."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"bus-{self.node}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), 5)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.setdefault(channel, []).append(handler)
+        self._changed.set()  # the supervisor subscribes to the new channel
+
+    def on_reconnect(self, hook: Hook) -> None:
+        self._hooks.append(hook)
+
+    async def _supervise(self) -> None:
+        delay, first = self.RETRY_MIN, True
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await self._listen(pubsub, first)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # redis ConnectionError, TimeoutError, OSError
+                if self._connected:
+                    log.warning(
+                        "bus: lost Redis (%s); serving from the store until it returns", exc
+                    )
+                self._connected = False
+                self._subscribed.clear()
+                await asyncio.sleep(delay)
+                delay = min(self.RETRY_MAX, delay * 2)
+                first = False
+                continue
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            delay = self.RETRY_MIN
+
+    async def _listen(self, pubsub: Any, first: bool) -> None:
+        channels = {self._key("ch", c) for c in self._handlers} or {self._key("ch", "_")}
+        await pubsub.subscribe(*channels)
+        self._connected = True
+        self._subscribed.set()
+        if not first:
+            self.reconnects += 1
+            log.info("bus: Redis is back; resubscribed to %d channels", len(channels))
+            for hook in list(self._hooks):
+                await _call(hook)
+        while True:
+            if self._changed.is_set():
+                self._changed.clear()
+                wanted = {self._key("ch", c) for c in self._handlers}
+                if wanted - channels:
+                    await pubsub.subscribe(*(wanted - channels))
+                    channels |= wanted
+            msg = await pubsub.get_message(timeout=0.2)
+            if msg is None or msg.get("type") != "message":
+                continue
+            channel = msg["channel"].decode().split(":", 2)[2]
+            try:
+                payload = json.loads(msg["data"])
+            except ValueError:
+                log.warning("bus: dropped a malformed message on %s", channel)
+                continue
+            for handler in list(self._handlers.get(channel, ())):
+                await _call(handler, payload)
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> bool:
+        """Send to every node subscribed to `channel`; False (never an exception) if Redis is down."""
+        try:
+            data = json.dumps(message, ensure_ascii=False)
+            await self._redis.publish(self._key("ch", channel), data)
+            return True
+        except Exception as exc:
+            log.debug("bus: publish on %s failed: %s", channel, exc)
+            return False
+
+    async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool:
+        """This node is alive for `ttl` seconds more (a key that expires on its own)."""
+        try:
+            await self._redis.set(
+                self._key("node", self.node), json.dumps(info or {}), px=max(1, int(ttl * 1000))
+            )
+            return True
+        except Exception:
+            return False
+
+    async def live_nodes(self) -> dict[str, dict[str, Any]]:
+        """Nodes whose heartbeat has not expired, with what they said about themselves."""
+        out: dict[str, dict[str, Any]] = {}
+        prefix = self._key("node", "")
+        async for key in self._redis.scan_iter(match=prefix + "*", count=200):
+            raw = await self._redis.get(key)
+            if raw is not None:
+                out[key.decode()[len(prefix) :]] = json.loads(raw)
+        return out
+
+    async def hold_connection(self, conn_id: str) -> bool:
+        """Record that this node holds the socket `conn_id` (for relaying to it)."""
+        try:
+            await self._redis.hset(self._key("conns"), conn_id, self.node)
+            return True
+        except Exception:
+            return False
+
+    async def release_connection(self, conn_id: str) -> bool:
+        try:
+            script = (
+                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then"
+                " return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0"
+            )
+            await self._redis.eval(script, 1, self._key("conns"), conn_id, self.node)
+            return True
+        except Exception:
+            return False
+
+    async def connection_node(self, conn_id: str) -> str | None:
+        """The live node holding `conn_id`, or None (unknown, or its node stopped beating)."""
+        raw = await self._redis.hget(self._key("conns"), conn_id)
+        if raw is None:
+            return None
+        node = raw.decode() if isinstance(raw, bytes) else str(raw)
+        alive = await self._redis.exists(self._key("node", node))
+        return node if alive else None
+
+
+def make_bus(redis_url: str, node: str) -> Bus:
+    """The configured bus: Redis when `HOTLINE_REDIS_URL` is set, else in process."""
+    return RedisBus(redis_url, node) if redis_url else InProcessBus(node)
