@@ -61,6 +61,7 @@ class LineStore(Protocol):
     def agent_login(self, agent_id: int, dialects: tuple[str, ...]) -> AgentRow: ...
     def set_available(self, agent_id: int, available: bool) -> AgentRow: ...
     def agents(self) -> list[AgentRow]: ...
+    def now(self) -> float: ...
 
 
 class SqlLineStore:
@@ -122,6 +123,10 @@ class SqlLineStore:
 
     def agents(self) -> list[AgentRow]:
         return line_db.agents(self.db)
+
+    def now(self) -> float:
+        """The database's clock (every node of a cluster reads the same one)."""
+        return line_db.db_now(self.db)
 
 
 class MemoryLineStore:
@@ -279,6 +284,9 @@ class MemoryLineStore:
 
     def agents(self) -> list[AgentRow]:
         return [self._agents[k] for k in sorted(self._agents)]
+
+    def now(self) -> float:
+        return self.clock()
 
 
 # --- routing on a snapshot (the pure decisions, unchanged) ---------------------------------
