@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hotline.db import Database, open_database
-from tests.engines import PostgresServer, RedisServer
+from tests.engines import PostgresServer, RedisServer, shared_postgres
 from tests.support import ServerThread, test_config
 
 
@@ -21,12 +21,7 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One throw-away PostgreSQL cluster for the session (fails, never skips, when missing)."""
-    pg = PostgresServer()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
+    yield shared_postgres()  # removed at process exit
 
 
 @pytest.fixture

@@ -139,6 +139,36 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+_shared: PostgresServer | None = None
+
+
+def shared_postgres() -> PostgresServer:
+    """One PostgreSQL for the whole test process, started on first use, removed at exit."""
+    global _shared
+    if _shared is None:
+        import atexit
+
+        pg = PostgresServer()
+        atexit.register(pg.destroy)
+        pg.start()
+        _shared = pg
+    return _shared
+
+
+def test_engine_url() -> str | None:
+    """A fresh PostgreSQL database when HOTLINE_TEST_ENGINE=postgresql (else None: SQLite).
+
+    With it, every test that builds its server from tests.support.test_config runs on
+    PostgreSQL: `HOTLINE_TEST_ENGINE=postgresql bash scripts/test.sh tests/test_call_ws.py`.
+    """
+    if os.environ.get("HOTLINE_TEST_ENGINE", "sqlite") != "postgresql":
+        return None
+    return shared_postgres().create_database()
+
+
+test_engine_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 class RedisServer:
     """A redis-server on a loopback port with persistence off."""
 

@@ -28,6 +28,10 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
         caption_warm=0,  # load speech models only in tests that caption
     )
     values.update(overrides)
+    if "database_url" not in values:  # HOTLINE_TEST_ENGINE=postgresql: the same test on PG
+        from tests.engines import test_engine_url
+
+        values["database_url"] = test_engine_url() or ""
     return Config.from_env(env={}, **values)
 
 
