@@ -17,13 +17,16 @@ from hotline.db import (
     dialect,
     elders,
     guidance,
+    line,
     reports,
     sessions,
     transcripts,
 )
 from tests.engines import present
 
-DOMAIN_MODULES = (agents, audit, callbacks, calls, elders, guidance, reports, sessions, transcripts)
+DOMAIN_MODULES = (
+    agents, audit, callbacks, calls, elders, guidance, line, reports, sessions, transcripts,
+)  # fmt: skip
 # Every public function of the domain modules is called below; a new one must be added here
 # with a test on both engines (the guard test fails otherwise).
 COVERED = {
@@ -45,7 +48,7 @@ COVERED = {
     "transcripts": "add_line lines purge_older_than",
     # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
     "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
-    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node",
+    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node try_job_lock",
 }
 
 
@@ -253,6 +256,25 @@ def test_migrate_is_idempotent(store: Database) -> None:
         "0001_core.sql", "0002_guidance.sql", "0003_callbacks.sql", "0004_transcripts.sql",
         "0005_admin.sql",
     ]  # fmt: skip
+
+
+def test_an_existing_sqlite_site_migrates_in_place(tmp_path, monkeypatch) -> None:
+    import hotline.db as db_mod
+
+    every = db_mod.migration_files()
+    path = tmp_path / "hotline.sqlite3"
+    monkeypatch.setattr(db_mod, "migration_files", lambda: every[:5])  # a site at 0005
+    old = Database(path)
+    assert old.migrate() == [name for name, _ in every[:5]]
+    elder = elders.add(old, "张阿姨")
+    old.close()
+    monkeypatch.undo()
+    site = Database(path)  # the same file, this version
+    assert site.migrate() == [name for name, _ in every[5:]]
+    assert "0009_cluster_line.sql" in [name for name, _ in every[5:]]
+    assert elders.get(site, elder.id) == elder
+    assert line.positions(site) == {}  # the new tables are there, empty
+    site.close()
 
 
 # --- the translation itself (pure) ---------------------------------------------------------

@@ -229,3 +229,19 @@ def test_racing_reservations_are_exactly_once_and_in_line_order(
     if engine == "postgresql":  # (SQLite's one writer may well let one thread win them all)
         assert len({n for n, _ in winners}) > 1  # the race really ran on several nodes
     setup.close()
+
+
+def test_a_periodic_job_runs_on_one_node_at_a_time(pg_url: str, tmp_path) -> None:
+    first, second = open_database(pg_url), open_database(pg_url)
+    with first.transaction():
+        assert line_db.try_job_lock(first, "retention_purge")
+        with second.transaction():  # another node, same job: refused without waiting
+            assert not line_db.try_job_lock(second, "retention_purge")
+            assert line_db.try_job_lock(second, "callback_scheduler")  # another job is free
+    with second.transaction():  # released with the first node's transaction
+        assert line_db.try_job_lock(second, "retention_purge")
+    sqlite = open_database(str(tmp_path / "one.sqlite3"))
+    with sqlite.transaction():
+        assert line_db.try_job_lock(sqlite, "retention_purge")
+    for db in (first, second, sqlite):
+        db.close()

@@ -401,3 +401,21 @@ def move_node(db: Database, call_id: str, node: str) -> bool:
         "UPDATE line_entries SET node = ? WHERE call_id = ? AND state != 'done'", (node, call_id)
     )
     return cur.rowcount == 1
+
+
+# Any fixed 64-bit numbers: one per periodic job that must not run twice at once.
+JOB_LOCKS = {"callback_scheduler": 0x686C0001, "retention_purge": 0x686C0002}
+
+
+def try_job_lock(db: Database, job: str) -> bool:
+    """Take the cluster-wide lock of a periodic job for this transaction, without waiting.
+
+    Call inside `with db.transaction():` and do the job's work in that transaction: the lock
+    is released when it ends. PostgreSQL: `pg_try_advisory_xact_lock`, so of several nodes
+    running the same job at once exactly one proceeds. SQLite: one node, its writer lock.
+    """
+    if db.dialect != "postgresql":
+        return True
+    conn: Any = db._conn()
+    row = conn.execute_raw("SELECT pg_try_advisory_xact_lock(%s)", (JOB_LOCKS[job],)).fetchone()
+    return bool(row and row[0])
