@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hotline.cluster.bus import RedisBus
-from hotline.cluster.line_store import SqlLineStore
+import pytest
+
+from hotline.cluster.bus import InProcessBus, LocalHub, RedisBus
+from hotline.cluster.line_store import LineError, MemoryLineStore, SqlLineStore
 from hotline.cluster.node import ClusterNode, NodeSettings
 from hotline.db import Database, open_database
-from tests.engines import RedisServer, present
+from tests.engines import PostgresServer, RedisServer, present
 
 DEADLINE = 30.0
 FAST = NodeSettings(
@@ -133,3 +135,71 @@ def _rung_without_bus(line: SqlLineStore) -> bool:
     # With Redis down the ring cannot be relayed to B's console, but it is in the store.
     e = line.get("c2")
     return e is not None and e.state == "reserved" and e.agent_id == 1
+
+
+def test_signalling_reaches_the_node_holding_the_other_party() -> None:
+    """In process (LocalHub): relays go to whichever node holds the socket, or report why not."""
+
+    async def main() -> None:
+        hub = LocalHub()
+        got: dict[str, list[tuple[str, dict]]] = {"a": [], "b": []}
+        nodes = {}
+        for name in ("a", "b"):
+            nodes[name] = ClusterNode(
+                name, MemoryLineStore(node=name), InProcessBus(name, hub), FAST,
+                on_relay=lambda conn, msg, name=name: got[name].append((conn, msg)),
+            )  # fmt: skip
+            await nodes[name].start()
+        a, b = nodes["a"], nodes["b"]
+        await until(lambda: _live(a, {"a", "b"}), "both heartbeats")
+        await a.hold("caller-1")
+        await b.hold("agent-7")
+        offer = {"type": "offer", "sdp": "v=0"}
+        assert await a.relay("agent-7", offer) == "relayed"  # the agent's page is on b
+        assert await a.relay("caller-1", {"type": "hello"}) == "local"
+        assert await a.relay("nobody", offer) == "unreachable"
+        assert got == {"a": [("caller-1", {"type": "hello"})], "b": [("agent-7", offer)]}
+        await b.release("agent-7")
+        assert await a.relay("agent-7", offer) == "unreachable"  # the page left
+        for n in (a, b):
+            await n.stop()
+
+    asyncio.run(main())
+
+
+async def _live(n: ClusterNode, names: set[str]) -> bool:
+    return names <= set(await n.bus.live_nodes())
+
+
+def test_a_node_that_cannot_reach_postgresql_refuses_with_a_typed_error() -> None:
+    pg = PostgresServer()  # its own server: this test stops it
+    try:
+        pg.start()
+        url = pg.create_database()
+        db = open_database(url)
+        db.migrate()
+
+        async def main() -> None:
+            node = ClusterNode("a", SqlLineStore(db, node="a"), InProcessBus("a"), FAST)
+            await node.start()
+            await node.arrive("c1", "cmn", time.time())
+            pg.stop("immediate")
+            with pytest.raises(LineError) as err:
+                await node.arrive("c2", "cmn", time.time())
+            assert err.value.code == "store_unavailable"
+            pg.start()
+            await until(lambda: _arrives(node, "c3"), "the node to serve again")
+            await node.stop()
+
+        asyncio.run(main())
+        db.close()
+    finally:
+        pg.destroy()
+
+
+async def _arrives(node: ClusterNode, call_id: str) -> bool:
+    try:
+        await node.arrive(call_id, "cmn", time.time())
+    except LineError:
+        return False
+    return True

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 LINE_CHANNEL = "line"
 PositionsHook = Callable[[dict[str, int]], Awaitable[None] | None]
 RingHook = Callable[[str, int], Awaitable[None] | None]
+RelayHook = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ClusterNode:
         *,
         on_positions: PositionsHook | None = None,
         on_ring: RingHook | None = None,
+        on_relay: RelayHook | None = None,
     ) -> None:
         self.node_id = node_id
         self.line = line
@@ -69,6 +71,7 @@ class ClusterNode:
         self.settings = settings
         self.on_positions = on_positions
         self.on_ring = on_ring
+        self.on_relay = on_relay
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.last_positions: dict[str, int] = {}
@@ -102,7 +105,15 @@ class ClusterNode:
     # --- transitions (each followed by a tick) ------------------------------------------
 
     async def _store(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+        """Run a store call off the event loop; an unreachable store is a typed error."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except LineError:
+            raise
+        except Exception as exc:
+            if _unreachable(exc):
+                raise LineError("store_unavailable", "the database cannot be reached") from exc
+            raise
 
     async def arrive(
         self, call_id: str, dialect: str, arrived_at: float, priority: int = 0
@@ -155,8 +166,37 @@ class ClusterNode:
         self._dirty.set()
 
     async def _on_direct(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "ring" and self.on_ring is not None:
+        kind = message.get("type")
+        if kind == "ring" and self.on_ring is not None:
             await _call(self.on_ring, str(message["call_id"]), int(message["agent_id"]))
+        elif kind == "relay" and self.on_relay is not None:
+            await _call(self.on_relay, str(message["to"]), dict(message["message"]))
+
+    # --- connections and relaying (signalling to the node holding the other party) -----
+
+    async def hold(self, conn_id: str) -> None:
+        """A socket (a caller's or agent's page) is now on this node."""
+        await self.bus.hold_connection(conn_id)
+
+    async def release(self, conn_id: str) -> None:
+        await self.bus.release_connection(conn_id)
+
+    async def relay(self, conn_id: str, message: dict[str, Any]) -> str:
+        """Deliver `message` to the socket `conn_id` wherever it is.
+
+        Returns "local" (this node holds it), "relayed", or "unreachable" (no live node holds
+        it, or the bus is down): the sender then tells its page the other party is away.
+        """
+        node = await self.bus.connection_node(conn_id) if self.bus.connected else None
+        if node == self.node_id:
+            await self._on_direct({"type": "relay", "to": conn_id, "message": message})
+            return "local"
+        if node is None:
+            return "unreachable"
+        sent = await self.bus.publish(
+            f"node:{node}", {"type": "relay", "to": conn_id, "message": message}
+        )
+        return "relayed" if sent else "unreachable"
 
     async def _rounds(self) -> None:
         while True:
@@ -227,3 +267,16 @@ class ClusterNode:
             await asyncio.sleep(self.settings.poll_every)
             if not self.bus.connected:
                 self._dirty.set()  # no ticks arrive: read the store instead
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (either engine)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg.OperationalError)
