@@ -144,10 +144,14 @@ def test_signalling_reaches_the_node_holding_the_other_party() -> None:
         hub = LocalHub()
         got: dict[str, list[tuple[str, dict]]] = {"a": [], "b": []}
         nodes = {}
+
+        def sink(name: str) -> Callable[[str, dict], None]:
+            return lambda conn, msg: got[name].append((conn, msg))
+
         for name in ("a", "b"):
             nodes[name] = ClusterNode(
                 name, MemoryLineStore(node=name), InProcessBus(name, hub), FAST,
-                on_relay=lambda conn, msg, name=name: got[name].append((conn, msg)),
+                on_relay=sink(name),
             )  # fmt: skip
             await nodes[name].start()
         a, b = nodes["a"], nodes["b"]
