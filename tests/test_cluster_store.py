@@ -74,3 +74,15 @@ def test_node_on_postgresql_serves_and_readyz_follows_the_database(
         srv.call(client.close())
     finally:
         srv.stop()
+
+
+def test_writes_survive_a_postgresql_restart_without_losing_one(own_pg: PostgresServer) -> None:
+    """A connection left from before the restart fails at BEGIN, and is replaced there."""
+    db = open_database(own_pg.create_database())
+    db.migrate()
+    calls_db.create(db, "c1", elder_id=None, dialect="cmn", kind="inbound", arrived_at=1.0)
+    own_pg.restart()
+    calls_db.event(db, "c1", "after_restart")  # the first write after the restart
+    assert calls_db.get(db, "c1") is not None  # and the first read
+    assert [e["kind"] for e in calls_db.events(db, "c1")] == ["after_restart"]
+    db.close()

@@ -120,6 +120,19 @@ def _reraise(exc: Exception) -> None:
     raise exc
 
 
+class _Entered:
+    """A psycopg transaction already entered (BEGIN sent): `with` only commits or rolls back."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._tx.__exit__(*exc)
+
+
 class PgDatabase(Database):
     """PostgreSQL via psycopg 3: one connection per thread, autocommit outside transactions."""
 
@@ -191,12 +204,32 @@ class PgDatabase(Database):
             if conn.depth:
                 yield conn
                 return
+            conn, tx = self._begin(conn)
             conn.depth = 1
             try:
-                with conn.raw.transaction():
+                with tx:
                     yield conn
             finally:
                 conn.depth = 0
+
+    def _begin(self, conn: Connection) -> tuple[Connection, Any]:
+        """BEGIN on `conn`; once more on a fresh connection if it died while idle.
+
+        A connection left from before a server restart only fails when used: failing at
+        BEGIN means nothing ran, so retrying there loses no write (no retry after that).
+        """
+        tx = conn.raw.transaction()
+        try:
+            tx.__enter__()
+            return conn, _Entered(tx)
+        except self._psycopg.OperationalError:
+            if not conn.raw.broken:
+                raise
+        self._local.conn = None
+        conn = self._conn()
+        tx = conn.raw.transaction()
+        tx.__enter__()
+        return conn, _Entered(tx)
 
     def migrate(self) -> list[str]:
         """Apply the same numbered migrations as SQLite, translated, under an advisory lock."""
