@@ -245,3 +245,87 @@ def test_a_periodic_job_runs_on_one_node_at_a_time(pg_url: str, tmp_path) -> Non
         assert line_db.try_job_lock(sqlite, "retention_purge")
     for db in (first, second, sqlite):
         db.close()
+
+
+def test_the_three_implementations_agree_step_by_step(pg_url: str, tmp_path) -> None:
+    """A seeded random walk of transitions, applied to memory, SQLite and PostgreSQL alike:
+    every step must succeed or fail the same way, leaving the same line and agents."""
+    import random
+
+    sqlite_db, pg_db = open_database(str(tmp_path / "walk.sqlite3")), open_database(pg_url)
+    for db in (sqlite_db, pg_db):
+        db.migrate()
+    stores: list[LineStore] = [MemoryLineStore(), SqlLineStore(sqlite_db), SqlLineStore(pg_db)]
+    rng = random.Random(13)
+    dialects = ("cmn", "yue")
+    calls: list[str] = []
+    t0 = time.time()
+    for a in range(1, 5):
+        for s in stores:
+            s.agent_login(a, (dialects[a % 2],) if a < 4 else dialects)
+
+    def step(s: LineStore, op: str, args: tuple) -> object:
+        try:
+            result = getattr(s, op)(*args)
+        except LineError as exc:
+            return ("error", exc.code)
+        if isinstance(result, list):
+            return sorted(e.call_id for e in result)
+        return getattr(result, "state", getattr(result, "status", None))
+
+    oracle = stores[0]
+
+    def pick(state: str) -> tuple[str, int]:
+        """Mostly a caller in `state` (and their agent), sometimes anyone: errors are tested too."""
+        found = (
+            [e for e in oracle.waiting() if e.state == state]
+            if state in ("pending", "reserved")
+            else [e for e in (oracle.get(c) for c in calls) if e is not None and e.state == state]
+        )
+        if found and rng.random() < 0.85:
+            e = rng.choice(found)
+            return e.call_id, e.agent_id or rng.randint(1, 4)
+        return (rng.choice(calls) if calls else "none"), rng.randint(1, 4)
+
+    for i in range(400):
+        op = rng.choice(
+            ["arrive", "arrive", "reserve", "reserve_next", "accept", "accept", "decline",
+             "wrap", "finish", "requeue_at_head", "leave", "set_available", "expire"]
+        )  # fmt: skip
+        agent_id = rng.randint(1, 4)
+        ttl = rng.choice([RING, RING, 0.0])  # some rings expire at once (database clock)
+        if op == "arrive":
+            calls.append(f"c{i}")
+            args: tuple = (f"c{i}", rng.choice(dialects), t0 + i, rng.choice([0, 0, 0, 1]))
+        elif op == "reserve":
+            args = (pick("pending")[0], agent_id, ttl)
+        elif op == "reserve_next":
+            args = (agent_id, ttl, OVERFLOW)
+        elif op in ("accept", "decline"):
+            args = pick("reserved")
+        elif op == "wrap" or op == "requeue_at_head":
+            args = (pick("assigned")[0],)
+        elif op == "finish":
+            args = (pick("wrapping")[0],)
+        elif op == "leave":
+            args = (pick(rng.choice(["pending", "reserved"]))[0],)
+        elif op == "set_available":
+            args = (agent_id, rng.random() < 0.9)
+        else:
+            args = ()  # expire: rings with ttl 0 are due on every clock by now
+        outcomes = [step(s, op, args) for s in stores]
+        assert outcomes[0] == outcomes[1] == outcomes[2], (i, op, args, outcomes)
+        views = [
+            (
+                [(e.call_id, e.state, e.agent_id, e.declined_by) for e in s.waiting()],
+                s.positions(),
+                [(a.agent_id, a.status) for a in s.agents()],
+            )
+            for s in stores
+        ]
+        assert views[0] == views[1] == views[2], (i, op, args)
+    assert len(calls) > 30  # the walk really built a line
+    done = [e for e in (oracle.get(c) for c in calls) if e is not None and e.state == "done"]
+    assert len(done) > 10  # and callers went all the way through
+    for db in (sqlite_db, pg_db):
+        db.close()
