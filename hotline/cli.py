@@ -36,7 +36,20 @@ def one_tap_url(cfg: Config, token: str) -> str:
 def _serve(args: argparse.Namespace, cfg: Config) -> int:
     from hotline.server import run
 
-    return run(cfg)
+    guard = None
+    if cfg.database_url:  # one node per database until the switchboard is cluster-aware
+        from hotline.db.postgres import NodeAlreadyServing, single_node_lock
+
+        try:
+            guard = single_node_lock(cfg.database_url)
+        except NodeAlreadyServing as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return run(cfg)
+    finally:
+        if guard is not None:
+            guard.close()
 
 
 def _agents_add(args: argparse.Namespace, cfg: Config) -> int:

@@ -86,3 +86,29 @@ def test_writes_survive_a_postgresql_restart_without_losing_one(own_pg: Postgres
     assert calls_db.get(db, "c1") is not None  # and the first read
     assert [e["kind"] for e in calls_db.events(db, "c1")] == ["after_restart"]
     db.close()
+
+
+def test_a_second_node_on_the_same_database_refuses_to_serve(pg_url: str, tmp_path: Path) -> None:
+    """Until the switchboard runs on the shared line, one `hotline serve` per database."""
+    import os
+    import subprocess
+    import sys
+
+    from hotline.db.postgres import NodeAlreadyServing, single_node_lock
+
+    held = single_node_lock(pg_url)  # "the first node"
+    try:
+        with pytest.raises(NodeAlreadyServing):
+            single_node_lock(pg_url)
+        env = dict(
+            os.environ, HOTLINE_DATABASE_URL=pg_url, HOTLINE_DATA_DIR=str(tmp_path),
+            HOTLINE_SECRET_KEY="k", HOTLINE_HTTP_PORT="0", HOTLINE_WS_PORT="0",
+        )  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "hotline", "serve"], env=env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert second.returncode == 2 and "another hotline node" in second.stderr
+    finally:
+        held.close()
+    single_node_lock(pg_url).close()  # released with its connection

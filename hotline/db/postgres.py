@@ -21,6 +21,33 @@ log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number: every node that migrates takes this advisory lock first.
 MIGRATE_LOCK = 0x686F746C696E65
+# Held by a serving node for its whole life while the switchboard is not cluster-aware.
+SINGLE_NODE_LOCK = 0x686F746C696E66
+
+
+class NodeAlreadyServing(RuntimeError):
+    """Another `hotline serve` already serves this PostgreSQL database."""
+
+
+def single_node_lock(url: str) -> Any:
+    """Hold, on a connection of its own, the lock that lets one node serve this database.
+
+    Until the switchboard runs on the shared line (docs/cluster.md, status), a second node on
+    the same database would keep a second line and, at its start, end the first node's calls
+    as interrupted. The lock is a session advisory lock: it goes when the process does, even
+    on kill -9. Returns the connection (keep it open); raises NodeAlreadyServing.
+    """
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SINGLE_NODE_LOCK,)).fetchone()
+    if not (row and row[0]):
+        conn.close()
+        raise NodeAlreadyServing(
+            "another hotline node already serves this database; several nodes need the"
+            " cluster wiring that is not finished yet (docs/cluster.md)"
+        )
+    return conn
 
 
 class Row(tuple):
