@@ -48,7 +48,8 @@ COVERED = {
     "transcripts": "add_line lines purge_older_than",
     # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
     "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
-    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node try_job_lock",
+    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node try_job_lock"
+    " away_unless_on",
 }
 
 

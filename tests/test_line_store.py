@@ -140,6 +140,17 @@ def test_agent_dropped_puts_the_caller_first_and_leave_frees_a_ring(line: LineSt
     assert present(line.leave("c3")).state == "done" and status(line, 2) == routing.AVAILABLE
 
 
+def test_agents_of_a_node_that_stopped_beating_are_not_rung(line: LineStore) -> None:
+    agent(line, 1)  # on node n1 (the fixture's)
+    line.arrive("c1", "cmn", time.time())
+    assert line.away_unless_on(set()) == []  # no liveness known: nothing changes
+    assert line.away_unless_on({"n1"}) == []
+    assert line.away_unless_on({"n2"}) == [1]  # n1 stopped beating
+    assert status(line, 1) == routing.AWAY
+    with pytest.raises(LineError):  # and nobody rings agent 1 now
+        line.reserve("c1", 1, RING)
+
+
 def test_route_uses_the_pure_rules_longest_idle_and_overflow(line: LineStore) -> None:
     agent(line, 1, ("yue",))
     agent(line, 2, ("cmn",))

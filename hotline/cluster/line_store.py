@@ -61,6 +61,7 @@ class LineStore(Protocol):
     def agent_login(self, agent_id: int, dialects: tuple[str, ...]) -> AgentRow: ...
     def set_available(self, agent_id: int, available: bool) -> AgentRow: ...
     def agents(self) -> list[AgentRow]: ...
+    def away_unless_on(self, live_nodes: set[str]) -> list[int]: ...
     def now(self) -> float: ...
 
 
@@ -123,6 +124,9 @@ class SqlLineStore:
 
     def agents(self) -> list[AgentRow]:
         return line_db.agents(self.db)
+
+    def away_unless_on(self, live_nodes: set[str]) -> list[int]:
+        return line_db.away_unless_on(self.db, live_nodes)
 
     def now(self) -> float:
         """The database's clock (every node of a cluster reads the same one)."""
@@ -284,6 +288,18 @@ class MemoryLineStore:
 
     def agents(self) -> list[AgentRow]:
         return [self._agents[k] for k in sorted(self._agents)]
+
+    def away_unless_on(self, live_nodes: set[str]) -> list[int]:
+        if not live_nodes:
+            return []
+        gone = [
+            a.agent_id
+            for a in self._agents.values()
+            if a.status == routing.AVAILABLE and a.node not in live_nodes
+        ]
+        for agent_id in gone:
+            self._set_agent(agent_id, status=routing.AWAY)
+        return sorted(gone)
 
     def now(self) -> float:
         return self.clock()

@@ -259,7 +259,12 @@ class ClusterNode:
             except Exception:
                 log.exception("%s: ring sweep failed", self.node_id)
                 continue
-            if expired:
+            gone: list[int] = []
+            if self.bus.connected:  # agents whose node stopped beating are not rung
+                live = set(await self.bus.live_nodes())
+                if self.node_id in live:
+                    gone = await self._store(self.line.away_unless_on, live)
+            if expired or gone:
                 await self.line_moved()
 
     async def _poll(self) -> None:

@@ -395,6 +395,20 @@ def leave(db: Database, call_id: str) -> Entry | None:
     return get(db, call_id)
 
 
+def away_unless_on(db: Database, live_nodes: set[str]) -> list[int]:
+    """Available agents whose console's node stopped beating are set away (not rung)."""
+    if not live_nodes:
+        return []  # no liveness information (the bus is down): change nothing
+    marks = ",".join("?" for _ in live_nodes)
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"UPDATE agent_states SET status = 'away', updated_at = ?"
+            f" WHERE status = 'available' AND node NOT IN ({marks}) RETURNING agent_id",
+            (db_now(db, conn), *sorted(live_nodes)),
+        ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
 def move_node(db: Database, call_id: str, node: str) -> bool:
     """The caller's page reconnected to another node (the rejoin keeps the row as it is)."""
     cur = db.execute(
