@@ -278,6 +278,29 @@ def test_an_existing_sqlite_site_migrates_in_place(tmp_path, monkeypatch) -> Non
     site.close()
 
 
+def test_a_table_rebuilt_by_a_migration_keeps_handing_out_new_ids(
+    store: Database, monkeypatch
+) -> None:
+    """The SQLite way to change a column (copy rows with their ids into a new table) works on
+    PostgreSQL too: the identity sequence moves past the copied ids."""
+    import hotline.db as db_mod
+
+    agents.add(store, "ann", "pw", ["cmn"])
+    rebuild = [
+        "CREATE TABLE audit_log_new (id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL,"
+        " action TEXT NOT NULL, subject TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '')",
+        "INSERT INTO audit_log_new (id, at, actor, action) VALUES (41, 1.0, 'x', 'old')",
+        "DROP TABLE audit_log",
+        "ALTER TABLE audit_log_new RENAME TO audit_log",
+    ]
+    every = db_mod.migration_files()
+    monkeypatch.setattr(db_mod, "migration_files", lambda: [*every, ("9999_rebuild.sql", rebuild)])
+    assert store.migrate() == ["9999_rebuild.sql"]
+    audit.record(store, "bob", "new")
+    ids = [e["id"] for e in audit.entries(store)]
+    assert ids[1] == 41 and ids[0] > 41
+
+
 # --- the translation itself (pure) ---------------------------------------------------------
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hotline.db import Database, migration_files, now
+import hotline.db as store
+from hotline.db import Database, now
 from hotline.db import dialect as sqlmap
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class PgDatabase(Database):
                 " (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION)"
             )
             done = {r[0] for r in conn.execute_raw("SELECT name FROM schema_migrations")}
-            for name, statements in migration_files():
+            for name, statements in store.migration_files():
                 if name in done:
                     continue
                 for statement in statements:
@@ -277,6 +278,11 @@ class PgDatabase(Database):
                 conn.execute_raw("INSERT INTO schema_migrations VALUES (%s, %s)", (name, now()))
                 applied.append(name)
                 log.info("applied migration %s", name)
+            if applied:
+                # A migration may rebuild a table by copying rows with their ids (the SQLite
+                # way of changing a column); an identity sequence must not hand those out again.
+                self._identity = None
+                self.reset_identities(conn)
         self._identity = None
         return applied
 
