@@ -8,12 +8,14 @@ here, mechanically, so new migrations and queries in the plain style need no cha
 - `INTEGER PRIMARY KEY` (SQLite's rowid alias) becomes an identity column, `REAL` (8 bytes
   in SQLite, 4 in PostgreSQL) becomes `DOUBLE PRECISION`, `BLOB` becomes `BYTEA`;
 - `json_extract(col, '$.key')` becomes `(col::jsonb ->> 'key')`;
-- `LIKE` becomes `ILIKE` (SQLite's LIKE ignores ASCII case);
+- `LIKE` becomes `ILIKE` (SQLite's LIKE ignores ASCII case), `IFNULL(` becomes `COALESCE(`,
+  `CAST(… AS REAL)` casts to `DOUBLE PRECISION`;
 - `INSERT OR IGNORE INTO` becomes `INSERT INTO … ON CONFLICT DO NOTHING`.
 
 Anything else SQLite-only (`INSERT OR REPLACE`, `rowid`, `strftime`, two-argument `MIN`/`MAX`,
-`PRAGMA`, `AUTOINCREMENT`) is refused with `NotPortable`, so it fails in the tests that run
-every query on both engines rather than in production.
+`PRAGMA`, `AUTOINCREMENT`, `GLOB`, `instr`, `group_concat`, `total`, `printf`) is refused with
+`NotPortable`, so it fails in the tests that run every query on both engines rather than in
+production.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _REFUSED = [
     (re.compile(r"\bPRAGMA\b", re.I), "PRAGMA is SQLite-only"),
     (re.compile(r"\bAUTOINCREMENT\b", re.I), "INTEGER PRIMARY KEY is enough"),
     (re.compile(r"\bGLOB\b", re.I), "use LIKE"),
+    (re.compile(r"\b(INSTR|GROUP_CONCAT|TOTAL|PRINTF)\s*\(", re.I), "SQLite-only function"),
 ]
 
 
@@ -107,6 +110,8 @@ def query(sql: str, params: bool = True) -> str:
 
     def code(part: str) -> str:
         part = re.sub(r"\bLIKE\b", "ILIKE", part, flags=re.I)
+        part = re.sub(r"\bIFNULL\s*\(", "COALESCE(", part, flags=re.I)
+        part = re.sub(r"\bAS\s+REAL\b", "AS DOUBLE PRECISION", part, flags=re.I)
         if params:
             part = part.replace("%", "%%").replace("?", "%s")
         return part
