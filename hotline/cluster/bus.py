@@ -129,6 +129,13 @@ class InProcessBus:
 # --- Redis ---------------------------------------------------------------------------------
 
 
+CALL_TIMEOUT = 5.0  # no Redis call may hold a node up longer than this
+
+
+async def _bounded(awaitable: Awaitable[Any]) -> Any:
+    return await asyncio.wait_for(awaitable, CALL_TIMEOUT)
+
+
 class RedisBus:
     """The bus on Redis: PUBLISH/SUBSCRIBE, SET … PX for heartbeats, a hash for connections.
 
@@ -152,6 +159,7 @@ class RedisBus:
         self._subscribed = asyncio.Event()
         self._changed = asyncio.Event()
         self._connected = False
+        self._closing = False
         self.reconnects = 0
 
     @property
@@ -170,13 +178,13 @@ class RedisBus:
             await asyncio.wait_for(self._subscribed.wait(), 5)
 
     async def close(self) -> None:
+        self._closing = True  # the loops also end on this: a cancel can be swallowed by redis-py
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=CALL_TIMEOUT * 2)
             self._task = None
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
+            await _bounded(self._redis.aclose())
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
@@ -187,7 +195,7 @@ class RedisBus:
 
     async def _supervise(self) -> None:
         delay, first = self.RETRY_MIN, True
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await self._listen(pubsub, first)
@@ -206,12 +214,12 @@ class RedisBus:
                 continue
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await _bounded(pubsub.aclose())
             delay = self.RETRY_MIN
 
     async def _listen(self, pubsub: Any, first: bool) -> None:
         channels = {self._key("ch", c) for c in self._handlers} or {self._key("ch", "_")}
-        await pubsub.subscribe(*channels)
+        await _bounded(pubsub.subscribe(*channels))
         self._connected = True
         self._subscribed.set()
         if not first:
@@ -219,14 +227,14 @@ class RedisBus:
             log.info("bus: Redis is back; resubscribed to %d channels", len(channels))
             for hook in list(self._hooks):
                 await _call(hook)
-        while True:
+        while not self._closing:
             if self._changed.is_set():
                 self._changed.clear()
                 wanted = {self._key("ch", c) for c in self._handlers}
                 if wanted - channels:
-                    await pubsub.subscribe(*(wanted - channels))
+                    await _bounded(pubsub.subscribe(*(wanted - channels)))
                     channels |= wanted
-            msg = await pubsub.get_message(timeout=0.2)
+            msg = await _bounded(pubsub.get_message(timeout=0.2))
             if msg is None or msg.get("type") != "message":
                 continue
             channel = msg["channel"].decode().split(":", 2)[2]
@@ -242,7 +250,7 @@ class RedisBus:
         """Send to every node subscribed to `channel`; False (never an exception) if Redis is down."""
         try:
             data = json.dumps(message, ensure_ascii=False)
-            await self._redis.publish(self._key("ch", channel), data)
+            await _bounded(self._redis.publish(self._key("ch", channel), data))
             return True
         except Exception as exc:
             log.debug("bus: publish on %s failed: %s", channel, exc)
@@ -251,15 +259,24 @@ class RedisBus:
     async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool:
         """This node is alive for `ttl` seconds more (a key that expires on its own)."""
         try:
-            await self._redis.set(
-                self._key("node", self.node), json.dumps(info or {}), px=max(1, int(ttl * 1000))
+            await _bounded(
+                self._redis.set(
+                    self._key("node", self.node), json.dumps(info or {}), px=max(1, int(ttl * 1000))
+                )
             )
             return True
         except Exception:
             return False
 
     async def live_nodes(self) -> dict[str, dict[str, Any]]:
-        """Nodes whose heartbeat has not expired, with what they said about themselves."""
+        """Nodes whose heartbeat has not expired, with what they said of themselves ({} while
+        Redis is unreachable: callers treat "nothing known" as "change nothing")."""
+        try:
+            return await _bounded(self._live_nodes())
+        except Exception:
+            return {}
+
+    async def _live_nodes(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         prefix = self._key("node", "")
         async for key in self._redis.scan_iter(match=prefix + "*", count=200):
@@ -271,7 +288,7 @@ class RedisBus:
     async def hold_connection(self, conn_id: str) -> bool:
         """Record that this node holds the socket `conn_id` (for relaying to it)."""
         try:
-            await self._redis.hset(self._key("conns"), conn_id, self.node)
+            await _bounded(self._redis.hset(self._key("conns"), conn_id, self.node))
             return True
         except Exception:
             return False
@@ -282,18 +299,21 @@ class RedisBus:
                 "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then"
                 " return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0"
             )
-            await self._redis.eval(script, 1, self._key("conns"), conn_id, self.node)
+            await _bounded(self._redis.eval(script, 1, self._key("conns"), conn_id, self.node))
             return True
         except Exception:
             return False
 
     async def connection_node(self, conn_id: str) -> str | None:
         """The live node holding `conn_id`, or None (unknown, or its node stopped beating)."""
-        raw = await self._redis.hget(self._key("conns"), conn_id)
-        if raw is None:
-            return None
-        node = raw.decode() if isinstance(raw, bytes) else str(raw)
-        alive = await self._redis.exists(self._key("node", node))
+        try:
+            raw = await _bounded(self._redis.hget(self._key("conns"), conn_id))
+            if raw is None:
+                return None
+            node = raw.decode() if isinstance(raw, bytes) else str(raw)
+            alive = await _bounded(self._redis.exists(self._key("node", node)))
+        except Exception:
+            return None  # Redis unreachable: nobody can be relayed to
         return node if alive else None
 
 

@@ -14,7 +14,6 @@ The switchboard is not wired to this yet (docs/cluster.md, status): this module 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -74,6 +73,7 @@ class ClusterNode:
         self.on_relay = on_relay
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.last_positions: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -94,11 +94,11 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Stop the node's work (a clean stop; kill -9 is simply never calling this)."""
+        self._stopping = True  # the loops end on this too (a cancel may be swallowed below)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
         self._tasks.clear()
         await self.bus.close()
 
@@ -199,7 +199,7 @@ class ClusterNode:
         return "relayed" if sent else "unreachable"
 
     async def _rounds(self) -> None:
-        while True:
+        while not self._stopping:
             await self._dirty.wait()
             await asyncio.sleep(self.settings.coalesce)  # let a burst of ticks make one round
             self._dirty.clear()
@@ -245,30 +245,32 @@ class ClusterNode:
     # --- periodic work ------------------------------------------------------------------
 
     async def _beat(self) -> None:
-        while True:
+        while not self._stopping:
             await self.bus.heartbeat(self.settings.heartbeat_ttl, {"node": self.node_id})
             await asyncio.sleep(self.settings.heartbeat_every)
 
     async def _sweep(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.sweep_every)
             try:
-                expired = await self._store(self.line.expire)
+                await self._sweep_once()
             except LineError:
-                continue
-            except Exception:
+                continue  # the store is unreachable: next time
+            except Exception:  # never let the sweeper die
                 log.exception("%s: ring sweep failed", self.node_id)
-                continue
-            gone: list[int] = []
-            if self.bus.connected:  # agents whose node stopped beating are not rung
-                live = set(await self.bus.live_nodes())
-                if self.node_id in live:
-                    gone = await self._store(self.line.away_unless_on, live)
-            if expired or gone:
-                await self.line_moved()
+
+    async def _sweep_once(self) -> None:
+        expired = await self._store(self.line.expire)
+        gone: list[int] = []
+        if self.bus.connected:  # agents whose node stopped beating are not rung
+            live = set(await self.bus.live_nodes())
+            if self.node_id in live:
+                gone = await self._store(self.line.away_unless_on, live)
+        if expired or gone:
+            await self.line_moved()
 
     async def _poll(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.poll_every)
             if not self.bus.connected:
                 self._dirty.set()  # no ticks arrive: read the store instead
