@@ -64,14 +64,29 @@ def seed_agents(data_dir: Path, count: int, dialects: list[str]) -> list[int]:
         agents_db.add(db, f"bench{i}", f"pw-{i}", dialects, display_name=f"Bench {i}").id
         for i in range(count)
     ]
+    bench_sessions(db, ids)
     db.close()
     return ids
 
 
-def agent_token(agent_id: int) -> str:
-    from hotline.tokens import Signer
+def bench_sessions(db: Any, ids: list[int]) -> None:
+    """Sign the bench's agents in (a websocket ticket names a live session)."""
+    from hotline.db import sessions as sessions_db
 
-    return Signer(SECRET).dumps("ws", {"agent": agent_id})
+    for agent_id in ids:
+        sessions_db.create(db, agent_id, sid=f"bench-session-{agent_id}")
+
+
+def agent_token(agent_id: int) -> str:
+    """A single-use websocket ticket for a bench agent (signed in by bench_sessions)."""
+    import secrets
+
+    from hotline.tokens import Signer, digest
+
+    return Signer(SECRET).dumps(
+        "ws",
+        {"agent": agent_id, "s": digest(f"bench-session-{agent_id}"), "n": secrets.token_hex(8)},
+    )
 
 
 class ServerProcess:

@@ -58,6 +58,7 @@ from common import (  # noqa: E402
     Peer,
     ServerProcess,
     agent_token,
+    bench_sessions,
     own_cpu_seconds,
     percentile,
     raise_nofile,
@@ -687,6 +688,7 @@ def seed_agents_named(data_dir: Path, count: int, dialects: list[str]) -> list[i
     db = Database(data_dir / "hotline.sqlite3")
     db.migrate()
     ids = [agents_db.add(db, f"fast{i}", f"pw-{i}", dialects).id for i in range(count)]
+    bench_sessions(db, ids)
     db.close()
     return ids
 

@@ -120,9 +120,21 @@ class Client:
         self._task.cancel()
 
 
+def agent_ticket(srv: Any, agent_id: int) -> str:
+    """A single-use websocket ticket for the agent, bound to a new signed-in session (what
+    /api/ws-token hands a console)."""
+    from hotline.db import sessions as sessions_db
+    from hotline.tokens import digest, new_secret
+
+    sid, _csrf = sessions_db.create(srv.db, agent_id)
+    return str(
+        srv.services.signer.dumps("ws", {"agent": agent_id, "s": digest(sid), "n": new_secret()})
+    )
+
+
 async def connect_call(srv: ServerThread, agent_id: int, link: str) -> tuple[Client, Client, str]:
     """An agent takes calls, the caller with `link` taps, the agent answers: (agent, caller, id)."""
-    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
+    ticket = agent_ticket(srv, agent_id)
     agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
     await agent.expect("hello")
     await agent.send({"type": "status", "status": "available"})

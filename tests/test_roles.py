@@ -114,7 +114,7 @@ READS: list[tuple[str, tuple[int, ...]]] = [
     ("/api/admin/calls", (401, 401, 401, 403, 403, 200)),
     ("/api/admin/calls/C", (401, 401, 401, 403, 403, 200)),
     ("/api/admin/agents", (401, 401, 401, 403, 403, 200)),
-    ("/agent/elders/E/card.svg", (401, 401, 401, 200, 200, 200)),
+    ("/agent/elders/E/card.svg", (401, 401, 401, 403, 403, 200)),
 ]
 
 
