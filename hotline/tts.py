@@ -42,9 +42,10 @@ class Speech:
         """Whether this prompt is already rendered (serving it costs no CPU)."""
         return self.path_for(" ".join(text.split())[:MAX_TEXT], voice).exists()
 
-    def _keep_bounded(self, added: int) -> None:
-        """Account a new file; past `max_bytes`, delete the oldest files down to 90 %."""
-        self._cache_bytes += added
+    def _keep_bounded(self, added: Path) -> None:
+        """Account a new file; past `max_bytes`, delete the oldest files down to 90 % (never
+        the one just made: it is about to be served)."""
+        self._cache_bytes += added.stat().st_size
         if self._cache_bytes <= self.max_bytes:
             return
         sizes = _sizes(self.cache_dir)
@@ -52,6 +53,8 @@ class Speech:
         for path in sorted(sizes, key=_mtime):
             if self._cache_bytes <= self.max_bytes * 0.9:
                 break
+            if path == added:
+                continue
             try:
                 path.unlink()
             except OSError:
@@ -114,7 +117,7 @@ class Speech:
         _wait_complete(tmp)
         os.replace(tmp, path)
         self.rendered += 1
-        self._keep_bounded(path.stat().st_size)
+        self._keep_bounded(path)
         return path
 
 

@@ -26,6 +26,11 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
         secret_key="test-secret-key",
         ring_timeout_seconds=15.0,
         caption_warm=0,  # load speech models only in tests that caption
+        # Every test client is 127.0.0.1: per-address limits would count the whole suite as
+        # one caller (tests/test_attacks_*.py set small ones and come from several addresses).
+        ws_callers_per_address=100_000,
+        ws_calls_per_address_minute=100_000,
+        tts_renders_per_address_minute=100_000,
     )
     values.update(overrides)
     return Config.from_env(env={}, **values)

@@ -19,6 +19,7 @@ import pytest
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
+from hotline.prompts import MINUTE_STEPS, step
 from tests.support import SLOW, Client, ServerThread, agent_ticket
 from tests.support import test_config as config_for
 
@@ -750,7 +751,7 @@ def test_spoken_place_is_a_plain_url_that_renders(server: ServerThread) -> None:
         "/tts/place/xx/cmn/1-1.wav",  # unknown language
         "/tts/place/zh_CN/klingon/1-1.wav",  # unknown dialect
         "/tts/place/zh_CN/cmn/1-0.wav",  # minutes out of range
-        "/tts/place/zh_CN/cmn/1-7.wav",  # not a step of the fixed set
+        "/tts/place/zh_CN/cmn/1-11.wav",  # not a step of the fixed set
         "/tts/place/zh_CN/cmn/51-1.wav",  # beyond the exact range: only "50plus"
         "/tts/place/zh_CN/cmn/99999999-1.wav",  # too many ahead
         "/tts/place/zh_CN/cmn/-1-1.wav",
