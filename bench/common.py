@@ -104,6 +104,11 @@ class ServerProcess:
             "HOTLINE_ICE_LOOPBACK": "1",
             "HOTLINE_SECRET_KEY": SECRET,
             "HOTLINE_LOG_LEVEL": "WARNING",
+            # A bench's many simulated people all connect from 127.0.0.1: per-address limits
+            # off unless the bench sets them (surge does, giving each caller an address).
+            "HOTLINE_WS_CALLERS_PER_ADDRESS": "1000000",
+            "HOTLINE_WS_CALLS_PER_ADDRESS_MINUTE": "1000000",
+            "HOTLINE_TTS_RENDERS_PER_ADDRESS_MINUTE": "1000000",
             **{f"HOTLINE_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -181,8 +186,16 @@ class Peer:
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str) -> Peer:
-        return cls(await connect(url, compression=None, max_size=2**22, open_timeout=30))
+    async def open(cls, url: str, headers: dict[str, str] | None = None) -> Peer:
+        return cls(
+            await connect(
+                url,
+                compression=None,
+                max_size=2**22,
+                open_timeout=30,
+                additional_headers=headers,
+            )
+        )
 
     async def _read(self) -> None:
         with contextlib.suppress(Exception):

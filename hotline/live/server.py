@@ -348,7 +348,7 @@ class LiveServer:
             self.cfg.session_max_hours * 3600,
         )
         if not alive:
-            await self._reject(ctx.conn, Unauthorized("signed out", code="signed_out"))
+            await self._reject(ctx.conn, Unauthorized("signed out"))
             return None
         agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
         if agent is None or agent.disabled:
