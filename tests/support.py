@@ -128,10 +128,9 @@ class Client:
 def agent_ticket(srv: Any, agent_id: int) -> str:
     """A single-use websocket ticket for the agent, bound to a new signed-in session (what
     /api/ws-token hands a console)."""
+    from hotline.db import agents as agents_db
     from hotline.db import sessions as sessions_db
     from hotline.tokens import digest, new_secret
-
-    from hotline.db import agents as agents_db
 
     # (an unknown agent gets a ticket naming a session that does not exist)
     sid = sessions_db.create(srv.db, agent_id)[0] if agents_db.get(srv.db, agent_id) else "x"
