@@ -44,18 +44,23 @@ class Services:
         if self._kick is not None:
             self.hub.call_threadsafe(self._kick, agent_id)
 
-    def close_sockets(self, agent_id: int, code: str, session: str | None = None) -> None:
-        """Close every socket of an account, or of one of its sessions (from any thread)."""
+    def close_sockets(
+        self, agent_id: int, code: str, session: str | None = None, keep: str | None = None
+    ) -> None:
+        """Close every socket of an account, or of one of its sessions, or all but the
+        session `keep` (stored session hashes), from any thread."""
         if self._close_sockets is not None:
-            self.hub.call_threadsafe(self._close_sockets, agent_id, code, session)
+            self.hub.call_threadsafe(self._close_sockets, agent_id, code, session, keep)
 
-    def sign_out_everywhere(self, agent_id: int, code: str) -> None:
-        """End every session and socket of an account (disabled, role or password changed)."""
+    def sign_out_everywhere(self, agent_id: int, code: str, keep: str | None = None) -> None:
+        """End every session and socket of an account (disabled, role or password changed),
+        but the session `keep` (its stored hash) and its sockets, if given."""
         from hotline.db import sessions as sessions_db
 
-        sessions_db.delete_for_agent(self.db, agent_id)
-        self.kick_agent(agent_id)
-        self.close_sockets(agent_id, code)
+        sessions_db.delete_for_agent(self.db, agent_id, keep)
+        if keep is None:
+            self.kick_agent(agent_id)
+        self.close_sockets(agent_id, code, keep=keep)
 
     def dialect_names(self, lang: str) -> dict[str, str]:
         return {d.id: d.name(lang) for d in self.registry.dialects.values()}

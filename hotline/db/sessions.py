@@ -50,6 +50,9 @@ def alive(
     return t - row["last_seen"] <= idle_seconds and t - row["created_at"] <= max_seconds
 
 
-def delete_for_agent(db: Database, agent_id: int) -> int:
-    """Sign an account out everywhere (password change, disable, role change)."""
-    return db.execute("DELETE FROM sessions WHERE agent_id = ?", (agent_id,)).rowcount
+def delete_for_agent(db: Database, agent_id: int, keep: str | None = None) -> int:
+    """Sign an account out everywhere (password change, disable, role change), except the
+    session whose stored hash is `keep` (a supervisor changing their own password)."""
+    return db.execute(
+        "DELETE FROM sessions WHERE agent_id = ? AND id_hash != ?", (agent_id, keep or "")
+    ).rowcount

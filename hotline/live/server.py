@@ -255,11 +255,15 @@ class LiveServer:
             raise Unauthorized("this ticket was already used", code="ticket_used")
         self._used_tickets[nonce] = now + self.cfg.ws_token_seconds + 1
 
-    def close_account(self, agent_id: int, code: str, session: str | None = None) -> int:
-        """Close every socket of an account (or only those of one session hash)."""
+    def close_account(
+        self, agent_id: int, code: str, session: str | None = None, keep: str | None = None
+    ) -> int:
+        """Close every socket of an account, or only those of one session, or all but those
+        of the session `keep` (stored session hashes)."""
         closed = 0
         for conn in list(self.accounts.get(agent_id, ())):
-            if session is None or self.conn_sessions.get(conn) == session:
+            mine = self.conn_sessions.get(conn)
+            if (session is None or mine == session) and (keep is None or mine != keep):
                 conn.send({"type": "error", "code": code, "detail": "signed out"})
                 conn.close(code=4003, reason=code)
                 closed += 1

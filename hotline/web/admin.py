@@ -599,7 +599,11 @@ def edit_agent(agent_id: int) -> Any:
         # Every session and socket of the account ends: a disabled account must not keep
         # taking calls, a demoted supervisor must not keep watching (wallboard, monitor),
         # and a changed password must lock out whoever had the old one.
-        s.sign_out_everywhere(agent_id, "account_disabled" if disabled else "account_changed")
+        # (Changing your own password keeps this session: you stay signed in here only.)
+        keep = g.session["id_hash"] if agent.id == g.agent.id else None
+        s.sign_out_everywhere(
+            agent_id, "account_disabled" if disabled else "account_changed", keep=keep
+        )
     changes = [
         f"{k}={v}"
         for k, v, old in (
