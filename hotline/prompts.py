@@ -59,10 +59,13 @@ class Prompts:
         ahead_part, minutes_part = step(ahead, AHEAD_STEPS), step(minutes, MINUTE_STEPS)
         return f"/tts/place/{lang}/{dialect}/{ahead_part}-{minutes_part}.wav"
 
-    def place_text(self, lang: str, dialect: str, ahead: str, minutes: str) -> tuple[str, str]:
+    def place_text(
+        self, lang: str, dialect: str, ahead: str | int, minutes: str | int
+    ) -> tuple[str, str]:
         """(text, voice) of a place URL's parts; ValueError unless they are in the fixed set."""
         if lang not in LANGS or dialect not in self.voices:
             raise ValueError("unknown language or dialect")
+        ahead, minutes = str(ahead), str(minutes)
         if ahead not in _AHEAD_PARTS or minutes not in _MINUTE_PARTS:
             raise ValueError("not a place we announce")
         many, long = ahead.endswith(MORE), minutes.endswith(MORE)
