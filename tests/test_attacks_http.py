@@ -288,20 +288,30 @@ def test_place_prompts_are_a_fixed_set(srv: ServerThread) -> None:
 
 
 def test_speech_cache_is_bounded(tmp_path: Path) -> None:
+    """Past its size the cache deletes its oldest files, never the one just made."""
+    import os
+    import wave
+
+    from hotline.prompts import AHEAD_STEPS, MINUTE_STEPS
     from hotline.tts import Speech
 
-    speech = Speech(tmp_path / "tts", max_bytes=150_000)
-    try:
-        paths = [
-            speech.render_sync(f"请稍等。您前面还有{n}位。", "sit/cmn-latn-pinyin")
-            for n in range(4)
-        ]
-        assert paths[-1].exists()  # the newest is always kept (it is being served)
-        total = sum(p.stat().st_size for p in (tmp_path / "tts").glob("*.wav"))
-        assert total <= 150_000 or len(list((tmp_path / "tts").glob("*.wav"))) == 1
-        assert speech.evicted >= 1
-    finally:
-        speech.close()
+    speech = Speech(tmp_path / "tts", max_bytes=100_000)
+    paths = []
+    for n in range(5):  # five 1 s WAVs of 44 KB each, made one after another
+        path = tmp_path / "tts" / f"{n:032x}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(22050)
+            w.writeframes(b"\0\0" * 22050)
+        os.utime(path, (n, n))
+        speech._keep_bounded(path)
+        paths.append(path)
+    kept = sorted(p.name for p in (tmp_path / "tts").glob("*.wav"))
+    assert kept == [p.name for p in paths[-2:]]  # the oldest went first, the newest stays
+    assert speech.evicted == 3
+    # The place prompts are a small fixed set: 52 x 18 per language and voice.
+    assert (len(AHEAD_STEPS) + 1) * (len(MINUTE_STEPS) + 1) <= 1000
 
 
 # ----------------------------------------------------------------- finding 13: low items
