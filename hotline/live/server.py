@@ -52,6 +52,7 @@ class Context:
     role: str
     agent_id: int | None = None
     supervisor: bool = False
+    account: int | None = None  # the account whose sockets this one is counted among
 
 
 class LeanConnection(ServerConnection):
@@ -311,12 +312,12 @@ class LiveServer:
         finally:
             if counted:
                 self.anonymous_callers.release(address)
-            if ctx.agent_id is not None:
-                held = self.accounts.get(ctx.agent_id)
+            if ctx.account is not None:
+                held = self.accounts.get(ctx.account)
                 if held is not None:
                     held.discard(conn)
                     if not held:
-                        del self.accounts[ctx.agent_id]
+                        del self.accounts[ctx.account]
             self.conn_sessions.pop(conn, None)
             self.conns.discard(conn)
             self.sb.hub.unsubscribe(conn)
@@ -343,6 +344,11 @@ class LiveServer:
             await self._reject(ctx.conn, exc)
             return None
         agent_id, session = int(ticket["agent"]), str(ticket["s"])
+        # Counted among the account's sockets before the session is checked: a sign-out
+        # landing meanwhile either fails the check or finds this socket to close.
+        ctx.account = agent_id
+        self.accounts.setdefault(agent_id, set()).add(ctx.conn)
+        self.conn_sessions[ctx.conn] = session
         alive = await asyncio.to_thread(
             sessions_db.alive,
             self.sb.db,
@@ -364,8 +370,6 @@ class LiveServer:
         ctx.agent_id = agent.id
         ctx.supervisor = agent.role == "supervisor"
         ctx.conn.subject = agent.id
-        self.accounts.setdefault(agent.id, set()).add(ctx.conn)
-        self.conn_sessions[ctx.conn] = session
         return agent
 
     async def _open_agent(self, ctx: Context, query: dict[str, list[str]]) -> bool:
