@@ -241,6 +241,12 @@ def test_revoking_the_link_revokes_the_card(srv: ServerThread) -> None:
     assert "card.svg" not in page and "/c/" not in page  # ...but never issues a link itself
     assert 'id="card-withdrawn"' in page
     assert len(elders_db.links_of(srv.db, elder.id)) == links_before
+    # New cards come from staff: a supervisor issues one (a new link, the current code).
+    r = boss.post(f"/admin/elders/{elder.id}/card", {})
+    assert r.status_code == 303
+    card = boss.get(r.headers["Location"])
+    assert card.status_code == 200 and rotated.card_code in card.text
+    assert len(elders_db.links_of(srv.db, elder.id)) == links_before + 1
 
 
 def test_card_codes_cannot_be_enumerated(srv: ServerThread) -> None:

@@ -649,6 +649,18 @@ def revoke_link() -> Any:
     return _done("link_revoked")
 
 
+@bp.post("/admin/elders/<int:elder_id>/card")
+def issue_card(elder_id: int) -> Any:
+    """A new one-tap link for an elder whose card was revoked: the printable card (new link,
+    current card code). Cards come from staff only; a family booking never makes one."""
+    s = services()
+    if elders_db.get(s.db, elder_id) is None:
+        raise NotFound("no such elder")
+    link = elders_db.new_link(s.db, elder_id)
+    audit.record(s.db, _actor(), "link_issue", f"elder:{elder_id}", link.token[:6])
+    return redirect(f"/agent/elders/{elder_id}/card.svg", code=303)
+
+
 # --- metrics and readiness -----------------------------------------------------------------
 
 
