@@ -192,7 +192,9 @@ def test_tickets_are_single_use_and_die_with_the_session(srv: ServerThread) -> N
     run(srv, console.expect("hello"))
     boss = WebClient(srv.http, "203.0.113.4")
     assert boss.login("boss", PW).status_code == 303
-    kim_id = agents_db.by_username(srv.db, "kim").id
+    kim_row = agents_db.by_username(srv.db, "kim")
+    assert kim_row is not None
+    kim_id = kim_row.id
     form = {"display_name": "Kim", "dialects": "cmn", "role": "agent", "password": "x" * 12}
     assert boss.post(f"/admin/agents/{kim_id}", form).status_code == 303
     assert kim.get("/api/ws-token").status_code == 401
@@ -299,6 +301,7 @@ def _tap_with(srv: ServerThread, sdp: str, sink: socket.socket) -> tuple[int, by
         await caller.send({"type": "tap_offer", "sdp": sdp})
         await caller.expect("tap_answer")
         leg = srv.running.gateway.leg(call_id, "caller")
+        assert leg is not None
         transport = leg.pc.getTransceivers()[0].receiver.transport.transport
         remote = len(transport.getRemoteCandidates())
         got = b""

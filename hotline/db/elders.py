@@ -167,6 +167,6 @@ def card_failures(db: Database, address: str, since: float) -> tuple[int, int]:
     """Wrong card codes since `since`: (from this address, from everyone)."""
     mine = db.query_one(
         "SELECT COUNT(*) FROM card_failures WHERE address = ? AND at >= ?", (address, since)
-    )[0]
-    every = db.query_one("SELECT COUNT(*) FROM card_failures WHERE at >= ?", (since,))[0]
-    return int(mine), int(every)
+    )
+    every = db.query_one("SELECT COUNT(*) FROM card_failures WHERE at >= ?", (since,))
+    return int(mine[0]) if mine else 0, int(every[0]) if every else 0
