@@ -30,6 +30,7 @@ FILLED = {
     "agents", "elders", "links", "calls", "call_events", "audit_log", "login_failures",
     "sessions", "guidance_answers", "shifts", "callbacks", "callback_attempts", "wrapups",
     "transcripts", "script_settings", "line_entries", "agent_states", "line_counters",
+    "card_failures",
 }  # fmt: skip
 
 
@@ -71,6 +72,7 @@ def populate(db: Database) -> dict[str, object]:
     )
     reports.set_script_enabled(db, "tv", False, "sue")
     audit.record(db, "sue", "transcript.read", "call-00")
+    elders.record_card_failure(db, "10.0.0.9", t0)
     line.agent_login(db, ann.id, ("cmn",), "node-a")
     line.arrive(db, "waiting-1", "cmn", t0, 0, "node-a")
     line.arrive(db, "waiting-2", "cmn", t0, 0, "node-a")

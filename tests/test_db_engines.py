@@ -32,19 +32,20 @@ DOMAIN_MODULES = (
 COVERED = {
     "agents": "add get by_username all_agents set_password check_password record_login_failure"
     " recent_login_failures update",
-    "audit": "record entries",
+    "audit": "record entries did",
     "callbacks": "add_shift remove_shift shifts new_code insert get by_idem by_code all_bookings"
-    " active_bookings recent_by_address open_by_phone booked_slots claim_due fire_one claim"
+    " active_bookings recent_by_address open_of_kind open_by_phone_from open_by_phone booked_slots claim_due fire_one claim"
     " update add_attempt attempts_of previous_calls agent_names get_wrapup save_wrapup"
     " shared_wrapup_for",
     "calls": "create rang answered ended requeued event get events recent_handle_seconds"
-    " open_calls close_interrupted flag_fraud rate",
-    "elders": "add get by_card_code all_elders new_link get_link links_of revoke_link",
+    " open_calls close_interrupted flag_fraud rate in_call_with",
+    "elders": "add get by_card_code all_elders new_link get_link links_of revoke_link"
+    " rotate_card_code lengthen_card_codes record_card_failure card_failures",
     "guidance": "record_answer answers",
     "reports": "ping calls_between arrivals_between alerts_between guidance_answers_between"
     " search_calls call_names outcomes latency_histogram calls_by_outcome callbacks_by_status"
     " ratings_total disabled_scripts set_script_enabled find_elders",
-    "sessions": "create lookup delete",
+    "sessions": "create lookup delete alive delete_for_agent",
     "transcripts": "add_line lines purge_older_than",
     # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
     "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
@@ -94,11 +95,27 @@ def test_agents_elders_links_sessions_audit(store: Database) -> None:
     assert present(elders.get_link(store, link.token)) == link and link.state() == "ok"
     assert elders.links_of(store, e.id) == [link]
     assert elders.revoke_link(store, link.token) and not elders.revoke_link(store, link.token)
+    old_code = e.card_code
+    new_code = elders.rotate_card_code(store, e.id)
+    assert new_code != old_code and present(elders.by_card_code(store, new_code)).id == e.id
+    store.execute("UPDATE elders SET card_code = ? WHERE id = ?", ("234567", e.id))
+    assert elders.lengthen_card_codes(store) == 1 and elders.lengthen_card_codes(store) == 0
+    assert len(present(elders.get(store, e.id)).card_code) == elders.CARD_DIGITS
+    elders.record_card_failure(store, "10.0.0.1", 100.0)
+    elders.record_card_failure(store, "10.0.0.2", 200.0)
+    assert elders.card_failures(store, "10.0.0.1", 50.0) == (1, 2)
+    assert elders.card_failures(store, "10.0.0.1", 150.0) == (0, 1)
     assert present(elders.get_link(store, link.token)).state() == "revoked"
 
     sid, csrf = sessions.create(store, bob.id)
     found = present(sessions.lookup(store, sid, 60, 3600))
     assert found is not None and found["csrf"] == csrf and found["agent_id"] == bob.id
+    assert sessions.alive(store, found["id_hash"], bob.id, 60, 3600)
+    assert not sessions.alive(store, found["id_hash"], ann.id, 60, 3600)
+    other, _ = sessions.create(store, bob.id)
+    assert sessions.delete_for_agent(store, bob.id, keep=found["id_hash"]) == 1
+    assert sessions.lookup(store, other, 60, 3600) is None
+    assert sessions.lookup(store, sid, 60, 3600) is not None
     sessions.delete(store, sid)
     assert sessions.lookup(store, sid, 60, 3600) is None
 
@@ -106,6 +123,8 @@ def test_agents_elders_links_sessions_audit(store: Database) -> None:
     audit.record(store, "bob", "login")
     assert [x["action"] for x in audit.entries(store)] == ["login", "transcript.read"]
     assert audit.entries(store, action="transcript.read")[0]["detail"] == "100% sure"
+    assert audit.did(store, "bob", "transcript.read", "c1")
+    assert not audit.did(store, "ann", "transcript.read", "c1")
 
 
 def _call(store: Database, call_id: str, elder_id: int | None, at: float, **kw) -> None:
@@ -136,7 +155,9 @@ def test_calls_events_reports_transcripts_guidance(store: Database) -> None:
     assert calls.events(store, "c1")[2]["detail"]["phrase"] == "转账"
     assert calls.rate(store, "c1", "good") and not calls.rate(store, "c1", "bad")
     assert calls.recent_handle_seconds(store) == [60.0]
+    assert calls.in_call_with(store, ann.id, e.id) is False  # c1 ended; c3 not answered yet
     calls.answered(store, "c3", ann.id, t0 + 10)
+    assert calls.in_call_with(store, ann.id, e.id)
     calls.requeued(store, "c3", "agent_dropped", t0 + 11)
     assert present(calls.get(store, "c3"))["answered_at"] is None
     assert [c["id"] for c in calls.open_calls(store)] == ["c2", "c3"]
@@ -211,6 +232,10 @@ def test_bookings_shifts_wrapups(store: Database) -> None:
     assert [x.id for x in callbacks.active_bookings(store)] == [h, a, b]
     assert callbacks.recent_by_address(store, "1.2.3.4", now - 1) == 3
     assert callbacks.open_by_phone(store, "13800000000") == 3
+    assert callbacks.open_by_phone_from(store, "13800000000", "1.2.3.4") == 3
+    assert callbacks.open_by_phone_from(store, "13800000000", "5.6.7.8") == 0
+    assert callbacks.open_of_kind(store, e.id, "family") == a
+    assert callbacks.open_of_kind(store, e.id, "abandoned") is None
     assert sorted(callbacks.booked_slots(store, now, now + 100)) == [
         (now + 30, "cmn"),
         (now + 60, "cmn"),
