@@ -93,9 +93,12 @@ class PostgresServer:
                 "--no-sync",
             )
         self.port = self.port or free_port()
+        # fsync off: only an OS crash could lose data, and these servers live for one test
+        # run. synchronous_commit stays on: tests kill the server (`stop("immediate")`) and
+        # every acknowledged commit must survive that, as in production.
         options = (
             f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c fsync=off -c full_page_writes=off"
             " -c shared_buffers=16MB -c max_connections=200"
         )
         self._run(
