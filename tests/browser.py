@@ -73,9 +73,17 @@ def browser(
     audio_file: Path | None = None,
     viewport: tuple[int, int] = (1280, 800),
     extra_args: list[str] | None = None,
+    autoplay: bool = True,
+    bypass_csp: bool = False,
 ) -> Iterator[Any]:
-    """A fresh chromium profile (persistent context), closed afterwards."""
+    """A fresh chromium profile (persistent context), closed afterwards.
+
+    autoplay=False keeps a real browser's rule (no sound before the first tap on a page);
+    bypass_csp lets a test inject axe-core past the pages' strict CSP."""
     args = list(BASE_ARGS) + list(extra_args or [])
+    if not autoplay:
+        args.remove("--autoplay-policy=no-user-gesture-required")
+        args.append("--autoplay-policy=user-gesture-required")
     if audio_file is not None:
         args.append(f"--use-file-for-fake-audio-capture={audio_file}")
     with tempfile.TemporaryDirectory(prefix="hotline-chromium-") as profile:
@@ -86,6 +94,7 @@ def browser(
             args=args,
             viewport={"width": viewport[0], "height": viewport[1]},
             permissions=["camera", "microphone"],
+            bypass_csp=bypass_csp,
         )
         try:
             yield context

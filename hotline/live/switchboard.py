@@ -326,7 +326,9 @@ class Switchboard:
 
     def resume(self, call: LiveCall) -> None:
         """After the rejoined caller was greeted: their place in line, or back into the call."""
-        if call.state == HELD and call.agent_id is not None:
+        # HELD: the caller's page dropped and came back. CONNECTED: another tab or phone took
+        # the call over (the old page was told `replaced`): media restarts with the new page.
+        if call.state in (HELD, CONNECTED) and call.agent_id is not None:
             call.state = CONNECTED
             self._connect_parties(call, rejoined=True)
             self._notify("resumed", call)

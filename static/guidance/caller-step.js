@@ -134,8 +134,11 @@ function build(view, opts) {
   done.addEventListener("click", answer(opts.onDone));
   help.addEventListener("click", answer(opts.onHelp));
   replay.addEventListener("click", () => {
-    audio.currentTime = 0;
-    audio.play().catch(() => {});
+    if (opts.speak) opts.speak(view.audio_url);
+    else {
+      audio.currentTime = 0;
+      audio.play().catch(() => {});
+    }
     if (opts.onReplay) opts.onReplay(view);
   });
   if (view.picture_url) root.append(body, picture(view), actions, audio);
@@ -165,7 +168,12 @@ export function renderStep(container, view, opts = {}) {
     handle.element = root;
     handle.audio = audio || null;
     focus.focus({ preventScroll: true });
-    if (audio && next.audio_url) audio.play().catch(() => {});
+    // The page's speech queue (if given) keeps the step from cutting off a message being
+    // spoken, and offers it again if the browser refused to play it.
+    if (next.audio_url) {
+      if (opts.speak) opts.speak(next.audio_url);
+      else if (audio) audio.play().catch(() => {});
+    }
     if (opts.onShown) opts.onShown(next);
     return handle;
   }
