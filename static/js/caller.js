@@ -172,6 +172,8 @@ function showQueue(msg) {
   const waitingBox = $("waiting");
   waitingBox.dataset.line = msg.state;
   $("callback-hint").textContent = msg.state === "unstaffed" || msg.state === "paused" ? S["caller.unstaffed_hint"] : S["caller.callback_hint"];
+  $("waiting-title").textContent = msg.state === "unstaffed" ? S["caller.unstaffed_title"] : S["caller.waiting_title"];
+  $("position").hidden = msg.state === "unstaffed";
   if (msg.state === "ringing") {
     $("position").textContent = S["caller.ringing"];
     $("eta").textContent = "";
@@ -179,7 +181,7 @@ function showQueue(msg) {
   }
   if (msg.state === "unstaffed") {
     // Nobody who could take the caller is here: no place, no minutes, no promise.
-    $("position").textContent = S["caller.unstaffed_title"];
+    $("position").textContent = "";
     $("eta").textContent = msg.next_staffed_at ? fmt(S["caller.unstaffed_next"], { when: staffedWhen(msg.next_staffed_at) }) : S["caller.unstaffed_unknown"];
   } else {
     $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
