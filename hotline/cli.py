@@ -76,17 +76,26 @@ def _agents_list(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _ui_lang(cfg: Config, dialect: str) -> str:
+    """The UI language the registry declares for a dialect (zh_CN for an unknown one)."""
+    from hotline.asr.registry import load_registry
+
+    found = load_registry(cfg.registry_path).dialects.get(dialect)
+    return found.ui_lang if found else "zh_CN"
+
+
 def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
     from hotline.privacy import mask_phone
     from hotline.web.cards import write_card
 
     db = open_db(cfg)
+    lang = args.lang or _ui_lang(cfg, args.dialect)
     elder = elders_db.add(
         db,
         args.name,
         phone=args.phone or "",
         dialect=args.dialect,
-        lang=args.lang,
+        lang=lang,
         hard_of_hearing=args.hard_of_hearing,
     )
     expires = None
@@ -126,7 +135,9 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     # A Korean-speaking elder too: the Korean speech model ships, so captions work at once.
     ko = next((e for e in elders_db.all_elders(db) if e.name == "김할머니"), None)
     if ko is None:
-        ko = elders_db.add(db, "김할머니", phone="13987654321", dialect="ko")
+        ko = elders_db.add(
+            db, "김할머니", phone="13987654321", dialect="ko", lang=_ui_lang(cfg, "ko")
+        )
     ko_link = next((lk for lk in elders_db.links_of(db, ko.id) if lk.state() == "ok"), None)
     if ko_link is None:
         ko_link = elders_db.new_link(db, ko.id)
@@ -175,7 +186,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], Handl
     p = elders.add_parser("add", help="create an elder and print their one-tap link")
     p.add_argument("name")
     p.add_argument("--dialect", default="cmn")
-    p.add_argument("--lang", choices=["zh_CN", "en"], default="zh_CN")
+    p.add_argument(
+        "--lang", choices=["zh_CN", "en"], default=None, help="(default: the dialect's ui_lang)"
+    )
     p.add_argument("--phone", default="")
     p.add_argument("--hard-of-hearing", action="store_true")
     p.add_argument("--auto-start", action="store_true", help="the link starts the call on open")
