@@ -116,6 +116,21 @@ def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+DEMO_HOURS = (8, 20)  # the demo agent's shift, every day: family bookings work at once
+
+
+def _demo_shifts(db: Database, agent_id: int) -> None:
+    """Give the demo agent a shift every day (once), so callbacks can be booked and a caller
+    who finds nobody signed in is told when the line is staffed next."""
+    from hotline.db import callbacks as callbacks_db
+    from hotline.db import now
+
+    if any(s.agent_id == agent_id for s in callbacks_db.shifts(db)):
+        return
+    for weekday in range(1, 8):
+        callbacks_db.add_shift(db, agent_id, weekday, *DEMO_HOURS, now())
+
+
 def _demo(args: argparse.Namespace, cfg: Config) -> int:
     """Create (once) and print a demo agent and a demo elder for trying the hotline."""
     db = open_db(cfg)
@@ -123,9 +138,12 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     agent = agents_db.by_username(db, "demo")
     password = "demo-" + secrets.token_hex(3)
     if agent is None:
-        agents_db.add(db, "demo", password, ["cmn", "yue", "ko", "en"], display_name="小王 (demo)")
+        agent = agents_db.add(
+            db, "demo", password, ["cmn", "yue", "ko", "en"], display_name="小王 (demo)"
+        )
     else:
         agents_db.set_password(db, agent.id, password)
+    _demo_shifts(db, agent.id)
     elder = next((e for e in elders_db.all_elders(db) if e.name == "张阿姨"), None)
     if elder is None:
         elder = elders_db.add(db, "张阿姨", phone="13812345678", dialect="cmn")
@@ -150,6 +168,9 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     print("Mandarin captions need its model: python -m hotline models install cmn --from FILE")
     print(
         f"Family booking page: {cfg.public_base_url.rstrip('/')}/family   (card code {elder.card_code})"
+    )
+    print(
+        f"Demo shifts: 小王 every day {DEMO_HOURS[0]}:00-{DEMO_HOURS[1]}:00 (hotline shifts list)"
     )
     print("Open the agent console and the caller link in two browser windows.")
     print("=" * 64)
