@@ -101,10 +101,15 @@ BROKEN_WORDS_JS = """
     const style = getComputedStyle(el);
     const inner = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     const label = el.tagName + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '');
-    // phrases
+    // phrases; in a long instruction (.gd-text) only quoted labels count as phrases
+    const quotedOnly = el.matches('.gd-text');
+    let quoted = false;
     let start = 0;
     for (let i = 0; i <= chars.length; i++) {
-      if (i === chars.length || punct.test(chars[i].c)) {
+      if (i < chars.length && chars[i].c === '「') quoted = true;
+      if (i < chars.length && chars[i].c === '」') quoted = false;
+      if (i === chars.length || punct.test(chars[i].c) || (quotedOnly && !quoted)) {
+        if (quotedOnly && i < chars.length && chars[i].c !== '」') { start = i + 1; continue; }
         if (i > start) {
           const width = chars.slice(start, i).reduce((s, x) => s + x.w, 0);
           if (lineOf[i - 1] !== lineOf[start] && width <= inner) {
