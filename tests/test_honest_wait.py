@@ -176,3 +176,47 @@ def test_other_dialects_agents_count_only_after_overflow(overflow_server: Server
         await closing(caller, *busy)
 
     run(scenario())
+
+
+def test_another_dialects_agent_arriving_later_counts_after_overflow(
+    overflow_server: ServerThread,
+) -> None:
+    server = overflow_server
+
+    async def scenario() -> None:
+        caller = await open_caller(server)
+        await tap(caller, "ko")
+        assert (await caller.expect("queue"))["state"] == "unstaffed"
+        busy = await busy_agent(server)  # a Mandarin agent signs in (and takes a call)
+        msg = await caller.expect("queue", state="waiting", timeout=5)
+        assert msg["eta_seconds"] == round(server.cfg.default_handle_seconds)
+        await closing(caller, *busy)
+
+    run(scenario())
+
+
+def test_a_second_tab_takes_a_connected_call_over(server: ServerThread) -> None:
+    """One call, one tab: the link opened again with the rejoin secret moves the call; the
+    old tab is told `replaced`, both parties restart media (`connected`, rejoined)."""
+    from tests.test_call_ws import add_link, caller_url, open_client, receive
+
+    agent_id = add_agent(server)
+    link = add_link(server)
+
+    async def scenario() -> None:
+        agent = await open_agent(server, agent_id)
+        first = await open_caller(server, link)
+        call_id, rejoin = await connect_call(first, agent)
+        second = await open_client(caller_url(server, link, rejoin))
+        hello = await receive(second, "hello")
+        assert hello["rejoined"] and hello["state"] == "connected"
+        again = await second.expect("connected", call_id=call_id)
+        assert again["rejoined"] is True and again["role"] == "offerer"
+        assert (await agent.expect("connected", call_id=call_id))["rejoined"] is True
+        await first.ws.wait_closed()
+        assert [m["code"] for m in first.seen if m["type"] == "error"] == ["replaced"]
+        await second.send({"type": "hangup"})
+        await second.expect("ended", call_id=call_id)
+        await closing(second, agent)
+
+    run(scenario())

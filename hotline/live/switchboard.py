@@ -897,6 +897,13 @@ class Switchboard:
         state, eta = line_mod.honest_wait(position, mean_handle, could, present)
         if call.state == RINGING:
             state, eta = RINGING, 0
+        elif eta is None and not overflowed and self.agents and call.recheck_timer is None:
+            # Other dialects' agents are here: once the overflow wait is over, they count.
+            call.recheck_timer = asyncio.get_running_loop().call_later(
+                max(0.0, call.arrived_at + self.cfg.overflow_seconds - now) + 0.01,
+                self._recheck,
+                call.call_id,
+            )
         key = (position, eta, state)
         if key == call.last_queue_msg:
             return
@@ -904,7 +911,7 @@ class Switchboard:
         if at is None:
             at = asyncio.get_running_loop().time()
         if eta is None:
-            self._send_no_estimate(call, position, state, at, overflowed, now)
+            self._send_no_estimate(call, position, state, at)
             return
         say = ""
         if self.prompts is not None and call.state == WAITING:
@@ -918,9 +925,7 @@ class Switchboard:
             f'"offer_callback":{offer},"at":{round(at, 3)}{say}}}'
         )
 
-    def _send_no_estimate(
-        self, call: LiveCall, position: int, state: str, at: float, overflowed: bool, now: float
-    ) -> None:
+    def _send_no_estimate(self, call: LiveCall, position: int, state: str, at: float) -> None:
         """Nobody serving could take this caller: say so, when staff is due, offer a callback.
 
         Rare (not the surge path), so it is built with json.dumps."""
@@ -941,12 +946,6 @@ class Switchboard:
         if self.prompts is not None:
             message["say"] = self.prompts.url(call.lang, call.dialect, f"caller.say_{state}")
         call.caller.send(message)
-        if not overflowed and self.agents and call.recheck_timer is None:
-            # Other dialects' agents are here: once the overflow wait is over, they count.
-            delay = call.arrived_at + self.cfg.overflow_seconds - now + 0.01
-            call.recheck_timer = asyncio.get_running_loop().call_later(
-                max(0.0, delay), self._recheck, call.call_id
-            )
 
     def _recheck(self, call_id: str) -> None:
         call = self.calls.get(call_id)

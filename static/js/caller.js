@@ -28,6 +28,8 @@ function show(screen) {
 // older one still waiting, so a moving line does not pile up stale announcements.
 const speech = { queue: [], playing: null, missed: [], log: [] };
 state.speech = speech;
+const LOG_MAX = 200; // what was played, refused or heard (for tests and debugging), newest kept
+function note(entry) { speech.log.push(entry); if (speech.log.length > LOG_MAX) speech.log.shift(); }
 
 function say(url, kind = "") {
   if (!url) return Promise.resolve();
@@ -51,11 +53,11 @@ function pump() {
   const a = $("prompt");
   speech.playing = item;
   a.src = item.url;
-  speech.log.push({ url: item.url, event: "play", at: performance.now() });
+  note({ url: item.url, event: "play", at: performance.now() });
   a.play().then(() => {
-    speech.log.push({ url: item.url, event: "playing", at: performance.now() });
+    note({ url: item.url, event: "playing", at: performance.now() });
   }).catch((e) => {
-    speech.log.push({ url: item.url, event: "blocked", at: performance.now(), error: String(e && e.name) });
+    note({ url: item.url, event: "blocked", at: performance.now(), error: String(e && e.name) });
     finish(item, "blocked");
     miss(item);
   });
@@ -64,7 +66,7 @@ function pump() {
 function finish(item, how) {
   if (!item || speech.playing !== item) return;
   speech.playing = null;
-  speech.log.push({ url: item.url, event: how, at: performance.now() });
+  note({ url: item.url, event: how, at: performance.now() });
   item.done(how);
   pump();
 }
