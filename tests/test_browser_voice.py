@@ -60,6 +60,17 @@ def test_voice_before_prompt_and_honest_unstaffed_wait(server) -> None:
         assert any(e["url"] == intro and e["event"] == "blocked" for e in _log(page))
         screenshot(page, "voice-idle-blocked-360")
         assert problems(page) == [] and broken_words(page) == []
+        # The big button plays it; messages said meanwhile wait their turn (none cut off).
+        page.click("#hear-again")
+        nxt = prompts.url("zh_CN", "cmn", "caller.say_next")
+        page.evaluate("(u) => window.hotline.say(u, 'x')", nxt)  # said while intro plays
+        page.wait_for_function(
+            "(u) => window.hotline.speech.log.some(e => e.url === u && e.event === 'ended')",
+            arg=nxt,
+            timeout=wait,
+        )
+        order = [(e["url"], e["event"]) for e in _log(page) if e["event"] in ("play", "ended")]
+        assert order[-4:] == [(intro, "play"), (intro, "ended"), (nxt, "play"), (nxt, "ended")]
 
         page.click("#call")
         page.wait_for_selector("#waiting[data-line=unstaffed]", timeout=wait)

@@ -324,6 +324,7 @@ async function handle(msg) {
 }
 state.send = (m) => live.send(m);
 state.handle = handle; // tests render any screen by feeding it a server message
+state.say = say;
 state.show = show;
 
 // A ringtone for an incoming callback (WebAudio: no file to fetch, works offline).
