@@ -392,7 +392,8 @@ $("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(
 $("hear-again").addEventListener("click", hearAgain);
 $("continue-here").addEventListener("click", () => { show("idle"); live.resume(); });
 $("prompt").addEventListener("ended", () => finish(speech.playing, "ended"));
-$("prompt").addEventListener("error", () => finish(speech.playing, "error"));
+// A prompt that failed to load is not dropped either: the big button tries it again.
+$("prompt").addEventListener("error", () => { const item = speech.playing; finish(item, "error"); if (item) miss(item); });
 document.addEventListener("visibilitychange", () => {
   // Back from the background: anything said meanwhile waits on the big button.
   if (!document.hidden && speech.missed.length) $("sound-blocked").hidden = false;
