@@ -113,7 +113,7 @@ def test_every_caller_and_family_page_and_step_at_360(server) -> None:
         _check(page, "incall", failures)
 
         # Every guidance step of every built-in script, in the call screen.
-        seen_scripts: set[str] = set()
+        seen_scripts: set[tuple[str, str]] = set()
         for view in _all_step_views(server.services.guidance):
             strings = subset(view["lang"], ("caller.", "guidance."))
             page.evaluate(RENDER_JS, [view, strings])

@@ -35,7 +35,9 @@ def test_every_dialect_speaks_in_its_voice_and_wording(server: ServerThread) -> 
         _, body = _get(server, f"/c/{link}")
         html = body.decode()
         assert f'<html lang="{"en" if lang == "en" else "zh-CN"}">' in html, d.id
-        boot = json.loads(BOOT.search(html).group(1))
+        found = BOOT.search(html)
+        assert found is not None, d.id
+        boot = json.loads(found.group(1))
         assert boot["lang"] == lang and boot["dialect"] == d.id
         for name, url in boot["prompts"].items():
             key = f"caller.say_{name}"
