@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from pathlib import Path
 
+import pytest
+
+from hotline.asr.registry import RegistryError, parse_registry
 from hotline.db import elders as elders_db
 from hotline.i18n import t
 from hotline.prompts import voice_for
@@ -84,3 +88,29 @@ def test_unstaffed_message_is_spoken_in_the_dialect(server: ServerThread) -> Non
     msg = run(scenario())
     text, voice = prompts.decode(msg["say"].removeprefix("/tts/").removesuffix(".wav"))
     assert voice == "ko" and text == ko.wording["caller.say_unstaffed"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "wording", "error"),
+    [
+        ({"ui_lang": "ko"}, None, "ui_lang must be one of"),
+        ({"wording": "w.toml"}, '[prompts]\n"caller.title" = "x"\n', "not a spoken prompt"),
+        ({"wording": "w.toml"}, '[prompts]\n"caller.say_queue" = "{ahead}"\n', "placeholders"),
+        ({"wording": "w.toml"}, '[prompts]\n"caller.say_next" = " "\n', "non-empty"),
+        ({"wording": "../w.toml"}, None, "relative path inside"),
+    ],
+)
+def test_registry_refuses_bad_ui_lang_or_wording(
+    tmp_path: Path, spec: dict, wording: str | None, error: str
+) -> None:
+    if wording is not None:
+        (tmp_path / "w.toml").write_text(wording, encoding="utf-8")
+    dialect = {"names": {"zh_CN": "测", "en": "Test"}, "model": "", "voice": "sit/yue", **spec}
+    with pytest.raises(RegistryError, match=error):
+        parse_registry({"dialects": {"xx": dialect}}, tmp_path / "registry.toml")
+
+
+def test_registry_dialect_without_ui_lang_or_wording_falls_back(tmp_path: Path) -> None:
+    dialect = {"names": {"zh_CN": "测", "en": "Test"}, "model": "", "voice": "ko"}
+    reg = parse_registry({"dialects": {"xx": dialect}}, tmp_path / "registry.toml")
+    assert reg.dialects["xx"].ui_lang == "zh_CN" and reg.dialects["xx"].wording == {}
