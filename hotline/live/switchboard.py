@@ -847,7 +847,10 @@ class Switchboard:
             self._schedule_positions()
 
     async def _load_shifts(self) -> None:
-        rows = await self._store(callbacks_db.shifts)
+        try:
+            rows = await self._store(callbacks_db.shifts)
+        except RuntimeError:  # the writer has stopped: shutting down, keep what we have
+            return
         self._shifts = [
             slots.Shift(r.agent_id, r.weekday, r.start_hour, r.end_hour, r.dialects) for r in rows
         ]
