@@ -118,13 +118,24 @@ def login(page: Any, base: str, username: str, password: str) -> None:
     page.wait_for_selector("#status[data-status=away]", timeout=10_000 * SLOW)
 
 
+def tap_call(caller: Any) -> None:
+    """The big button; returns once the caller is in line (or already in a call).
+
+    The page first explains by voice what the phone will ask (a few seconds), then asks for
+    the camera and microphone and calls."""
+    caller.click("#call")
+    caller.wait_for_function(
+        "() => ['waiting', 'incall'].includes(window.hotline.screen)", timeout=20_000 * SLOW
+    )
+
+
 def place_call(caller: Any, agent: Any, base: str, link_token: str) -> str:
     """The agent takes calls, the caller taps once, the agent answers; returns the call id."""
     agent.click("#available")
     agent.wait_for_selector("#status[data-status=available]")
     caller.goto(f"{base}/c/{link_token}")
     caller.wait_for_selector("#call")
-    caller.click("#call")
+    tap_call(caller)
     agent.wait_for_selector("#ring:not([hidden])", timeout=15_000 * SLOW)
     agent.click("#accept")
     for page in (caller, agent):

@@ -129,10 +129,17 @@ async function ensureMedia() {
   return state.stream;
 }
 
-// Resolves when the message was heard (or could not be played), or after `limit` ms at most
-// (a stalled download must not keep the senior from their call).
-function sayAndWait(url, limit) {
-  return Promise.race([say(url), new Promise((r) => setTimeout(() => r("late"), limit))]);
+// Resolves when the message was heard (or could not be played). A message that has not
+// started within `startLimit` ms (a slow server rendering it) does not hold the senior back:
+// it still plays when ready. `limit` caps the whole wait (a stalled download).
+function sayAndWait(url, startLimit, limit) {
+  const since = performance.now();
+  const started = () => speech.log.some((e) => e.url === url && e.event === "playing" && e.at >= since);
+  return new Promise((resolve) => {
+    const slow = setTimeout(() => { if (!started()) resolve("slow"); }, startLimit);
+    const cap = setTimeout(() => resolve("late"), limit);
+    say(url).then((how) => { clearTimeout(slow); clearTimeout(cap); resolve(how); });
+  });
 }
 
 async function startCall() {
@@ -140,7 +147,7 @@ async function startCall() {
   // The tap is the gesture that allows sound: explain what the phone will ask first, then ask.
   stopSpeech("intro");
   $("idle-note").textContent = S["caller.explain_allow"];
-  await sayAndWait(boot.prompts.allow, 20000);
+  await sayAndWait(boot.prompts.allow, 4000, 20000);
   $("idle-note").textContent = S["caller.getting_mic"];
   try {
     await ensureMedia();
