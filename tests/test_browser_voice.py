@@ -44,7 +44,7 @@ def test_voice_before_prompt_and_honest_unstaffed_wait(server) -> None:
     tomorrow = datetime.fromtimestamp(now + 86400, tz)
     callbacks_db.add_shift(server.db, agent.id, tomorrow.isoweekday(), 9, 17, now)
     server.call(server.switchboard._load_shifts())
-    elder = elders_db.add(server.db, "张阿姨", dialect="cmn")
+    elder = elders_db.add(server.db, "张阿姨", phone="13812345678", dialect="cmn")
     link = elders_db.new_link(server.db, elder.id)
     wait = 20_000 * SLOW
     prompts = server.services.prompts

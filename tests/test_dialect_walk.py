@@ -59,6 +59,10 @@ def test_every_dialect_speaks_in_its_voice_and_wording(server: ServerThread) -> 
             )
         else:
             assert text == t(lang, "caller.say_queue", ahead=2, minutes=5)
+        text, voice = prompts.place_text(lang, d.id, "50plus", "120plus")
+        key = "caller.say_queue_many_long"
+        expected = d.wording.get(key, t(lang, key)).format(ahead=50, minutes=120)
+        assert text == expected and voice == (d.voice if key in d.wording else voice), d.id
         # Each voice really renders.
         kind, wav = _get(server, boot["prompts"]["intro"])
         assert kind == "audio/wav" and wav[:4] == b"RIFF", d.id

@@ -18,6 +18,7 @@ import pytest
 from hotline import queue as line_mod
 from hotline.callbacks import slots
 from hotline.db import callbacks as callbacks_db
+from hotline.db import elders as elders_db
 from tests.support import SLOW, ServerThread
 from tests.test_call_ws import (
     add_agent,
@@ -64,12 +65,15 @@ def test_nobody_signed_in_is_unstaffed_with_the_next_shift(server: ServerThread)
     callbacks_db.add_shift(server.db, agent_id, weekday, 9, 17, now)
     server.call(server.switchboard._load_shifts())
 
+    elder = elders_db.add(server.db, "张阿姨", phone="13812345678", dialect="cmn")
+    link = elders_db.new_link(server.db, elder.id).token
+
     async def scenario() -> None:
-        caller = await open_caller(server)
-        await tap(caller, "cmn")
+        caller = await open_caller(server, link)
+        await tap(caller)
         msg = await caller.expect("queue")
         assert msg["state"] == "unstaffed" and msg["eta_seconds"] is None
-        assert msg["offer_callback"] is True and msg["position"] == 1
+        assert msg["offer_callback"] is True and msg["position"] == 1  # a callback at once
         assert msg["say"].startswith("/tts/")
         tomorrow = datetime.fromtimestamp(now + 86400, TZ).date()
         expected = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 9, tzinfo=TZ)
@@ -101,7 +105,8 @@ def test_away_agents_pause_the_estimate_and_coming_back_restores_it(
         await tap(caller, "cmn")
         msg = await caller.expect("queue")
         assert msg["state"] == "paused" and msg["eta_seconds"] is None
-        assert "next_staffed_at" not in msg and msg["offer_callback"] is True
+        assert "next_staffed_at" not in msg
+        assert msg["offer_callback"] is False  # no link: no number to call back
         # A second agent signs in and takes another call: now someone serves.
         other = await open_agent(server, agent_ids[1])
         first = await other.expect("ring")
@@ -133,7 +138,7 @@ def test_last_agent_leaving_tells_every_waiting_caller(server: ServerThread) -> 
         assert msg["state"] == "unstaffed" and msg["eta_seconds"] is None  # no false promise
         for c in waiting:
             msg = await c.expect("queue", state="unstaffed", timeout=5)
-            assert msg["eta_seconds"] is None and msg["offer_callback"] is True
+            assert msg["eta_seconds"] is None
         await closing(in_call, *waiting)
 
     run(scenario())
