@@ -1,0 +1,528 @@
+"""Captions from a farm of speech workers on the vosk-server protocol (`HOTLINE_ASR_WORKERS`).
+
+Each tapped leg is streamed to the least-loaded healthy worker of its dialect (by the streams
+this node holds open on each; a worker that failed is skipped for `DOWN_SECONDS`). Workers
+may be ours (`hotline asr-worker`) or official vosk-server containers: only the protocol is
+assumed. Masking, glosses, alerts and stream times are made here from the worker's vosk
+JSON by the same functions as in-process captions (hotline/asr/events.py).
+
+Failover: a worker that closes, refuses, hangs (audio waiting and nothing answered for `HANG_SECONDS`), or
+answers something that is not vosk-server JSON is marked down; the stream says
+`captions_status` "reconnecting", connects to another worker of the dialect, replays the
+audio it kept since the last final (at most `REPLAY_SECONDS`), and goes on. Finals that
+end before the last one delivered are dropped, so none is duplicated. With no worker
+reachable the stream reports captions off (`no_asr_worker`) and keeps trying.
+Nothing here raises into the event loop: each stream's task is its own error boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.asr.detect import Detection
+from hotline.asr.events import Timeline, clean_text, final_event, partial_event, status_event
+from hotline.asr.registry import Registry
+from hotline.asr.service import EventSink
+from hotline.asr.transcriber import CaptionsUnavailable
+from hotline.asr.vosk_protocol import EOF, Answer, config_frame, parse_answer
+
+log = logging.getLogger(__name__)
+
+CHUNK_SECONDS = 0.1  # as in-process: 0.2 s chunks add ~0.1 s to every partial
+REPLAY_SECONDS = 2.0
+MAX_BACKLOG_SECONDS = 2.0
+MAX_INFLIGHT = 20  # chunks sent but not answered yet (2 s)
+HANG_SECONDS = 3.0
+CONNECT_SECONDS = 1.5
+DOWN_SECONDS = 10.0
+RETRY_SECONDS = 1.0
+CLOSE_SECONDS = 5.0
+
+
+class WorkersSettingError(ValueError):
+    """`HOTLINE_ASR_WORKERS` is not a JSON object of dialect -> list of ws:// URLs."""
+
+
+def parse_workers(raw: str, registry: Registry) -> dict[str, tuple[str, ...]]:
+    """The dialect -> worker URLs map from the setting's JSON; {} when empty."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise WorkersSettingError(f"HOTLINE_ASR_WORKERS is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WorkersSettingError("HOTLINE_ASR_WORKERS must be a JSON object")
+    out: dict[str, tuple[str, ...]] = {}
+    for dialect, urls in value.items():
+        if dialect not in registry.dialects:
+            raise WorkersSettingError(f"HOTLINE_ASR_WORKERS: unknown dialect {dialect!r}")
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not all(
+            isinstance(u, str) and u.startswith(("ws://", "wss://")) for u in urls
+        ):
+            raise WorkersSettingError(
+                f"HOTLINE_ASR_WORKERS[{dialect!r}] must be a list of ws:// or wss:// URLs"
+            )
+        out[dialect] = tuple(dict.fromkeys(urls))
+    return out
+
+
+class _WorkerFailed(Exception):
+    """The worker this stream used failed (closed, refused, hung or spoke garbage)."""
+
+
+@dataclass
+class WorkerState:
+    """What this node knows of one worker."""
+
+    url: str
+    open_streams: int = 0
+    down_until: float = 0.0
+    failures: int = 0
+    last_error: str = ""
+
+
+class WorkerFarm:
+    """Caption feeds decoded by remote speech workers; the `CaptionService` of a farm."""
+
+    def __init__(self, registry: Registry, workers: Mapping[str, Sequence[str]]) -> None:
+        self.registry = registry
+        self.urls = {d: tuple(u) for d, u in workers.items() if u}
+        self.workers: dict[str, WorkerState] = {
+            url: WorkerState(url) for urls in self.urls.values() for url in urls
+        }
+        self._streams: set[RemoteStream] = set()
+        self._closed = False
+
+    def available(self, dialect: str) -> tuple[bool, str]:
+        """(True, "") when the dialect has workers configured, else (False, reason)."""
+        if self._closed:
+            return False, "engine_closed"
+        if dialect not in self.registry.dialects:
+            return False, "unknown_dialect"
+        if not self.urls.get(dialect):
+            return False, "no_worker_for_dialect"
+        return True, ""
+
+    def open(
+        self,
+        dialect: str,
+        on_event: EventSink,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        speaker: str = "caller",
+        call_id: str = "",
+    ) -> RemoteStream:
+        """A new remote feed for one leg (it connects in the background)."""
+        ok, reason = self.available(dialect)
+        if not ok:
+            raise CaptionsUnavailable(reason, f"captions unavailable for {dialect}: {reason}")
+        spec = self.registry.model_of(dialect)
+        rate = spec.sample_rate if spec else 16000
+        stream = RemoteStream(self, dialect, rate, on_event, loop, speaker, call_id)
+        self._streams.add(stream)
+        stream.start()
+        return stream
+
+    def pick(self, dialect: str, exclude: set[str]) -> WorkerState | None:
+        """The least-loaded healthy worker of the dialect not in `exclude` (down ones last)."""
+        now = time.monotonic()
+        candidates = [self.workers[u] for u in self.urls.get(dialect, ()) if u not in exclude]
+        if not candidates:
+            return None
+        order = {u: i for i, u in enumerate(self.urls[dialect])}
+        return min(
+            candidates,
+            key=lambda w: (w.down_until > now, w.open_streams, w.failures, order[w.url]),
+        )
+
+    def mark_down(self, worker: WorkerState, error: str) -> None:
+        """Skip this worker for new streams for a while."""
+        worker.down_until = time.monotonic() + DOWN_SECONDS
+        worker.failures += 1
+        worker.last_error = error
+        log.warning("speech worker %s down: %s", worker.url, error)
+
+    def detect(
+        self, pcm: bytes, candidates: Sequence[str], sample_rate: int = 16000
+    ) -> concurrent.futures.Future[Detection]:
+        """Workers serve one model each: no detection here (the agent picks the dialect)."""
+        done: concurrent.futures.Future[Detection] = concurrent.futures.Future()
+        done.set_result(Detection(best=None))
+        return done
+
+    def health(self) -> list[dict[str, Any]]:
+        """Per worker: open streams from this node, down or not, failures, last error."""
+        now = time.monotonic()
+        return [
+            {"url": w.url, "open_streams": w.open_streams, "down": w.down_until > now,
+             "failures": w.failures, "last_error": w.last_error}
+            for w in self.workers.values()
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        """Close every stream and wait (from another thread) for their last finals; idempotent.
+
+        On the loop itself it cannot wait: the streams then finish on their own.
+        """
+        self._closed = True
+        streams = list(self._streams)
+        if not streams:
+            return
+        loop = streams[0]._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop.is_closed():
+            for stream in streams:
+                stream.close()
+            return
+        done = asyncio.run_coroutine_threadsafe(_close_all(streams), loop)
+        try:
+            done.result(CLOSE_SECONDS * 2)
+        except Exception:  # shutting down anyway: never let a stream hold the exit
+            log.warning("speech worker streams did not close in time")
+
+    def _forget(self, stream: RemoteStream) -> None:
+        self._streams.discard(stream)
+
+
+async def _close_all(streams: list[RemoteStream]) -> None:
+    """Close streams together; cancel those not done within CLOSE_SECONDS."""
+    for stream in streams:
+        stream.close()
+    tasks = {s._task for s in streams if s._task is not None}
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+
+
+@dataclass
+class _Connection:
+    """One connection of a stream to a worker, and what it has been sent."""
+
+    ws: Any
+    worker: WorkerState
+    timeline: Timeline
+    fed_samples: int = 0
+    inflight: deque[float] = field(default_factory=deque)  # send times of unanswered chunks
+    last_answer: float = 0.0
+    answered: int = 0
+
+
+class RemoteStream:
+    """One leg's captions decoded by a worker; fails over to another on any worker fault."""
+
+    def __init__(
+        self,
+        farm: WorkerFarm,
+        dialect: str,
+        sample_rate: int,
+        on_event: EventSink,
+        loop: asyncio.AbstractEventLoop,
+        speaker: str,
+        call_id: str,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.dialect = dialect
+        self.speaker = speaker
+        self.call_id = call_id
+        self._farm = farm
+        self._on_event = on_event
+        self._loop = loop
+        self._chunk_bytes = int(sample_rate * CHUNK_SECONDS) * 2
+        self._buf = bytearray()
+        self._samples_in = 0
+        self._queue: deque[tuple[int, bytes]] = deque()  # (stream offset, pcm) not sent yet
+        self._history: deque[tuple[int, bytes]] = deque()  # sent, kept for a replay
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._switch_to = ""
+        self._task: asyncio.Task[None] | None = None
+        self._conn: _Connection | None = None
+        self._last_final_end = -1.0  # stream seconds
+        self._last_partial = ""
+        self._state = ""
+        self._reason = ""
+        self._lost_at = 0.0  # when the last worker stopped answering (for the gap)
+        self._stats: dict[str, Any] = {
+            "chunks_in": 0, "chunks_sent": 0, "dropped": 0, "partials": 0, "finals": 0,
+            "duplicates_dropped": 0, "reconnects": 0, "errors": 0, "failover_gaps_ms": [],
+            "replayed_chunks": 0,
+        }  # fmt: skip
+
+    # --- loop API ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the stream's task (its owner and error boundary)."""
+        self._task = self._loop.create_task(self._run(), name=f"captions-{self.call_id}")
+
+    def feed(self, pcm: bytes) -> None:
+        """Queue mono s16le PCM; never blocks; drops the oldest audio beyond 2 s of backlog."""
+        if self._closing or not pcm:
+            return
+        self._buf += pcm
+        while len(self._buf) >= self._chunk_bytes:
+            chunk = bytes(self._buf[: self._chunk_bytes])
+            del self._buf[: self._chunk_bytes]
+            self._queue.append((self._samples_in, chunk))
+            self._samples_in += len(chunk) // 2
+            self._stats["chunks_in"] += 1
+        while len(self._queue) > MAX_BACKLOG_SECONDS / CHUNK_SECONDS:
+            self._queue.popleft()
+            self._stats["dropped"] += 1
+        self._wake.set()
+
+    def switch(self, dialect: str) -> None:
+        """Go on with a worker of another dialect (the open utterance is flushed first)."""
+        if self._closing or dialect == self.dialect:
+            return
+        self._switch_to = dialect
+        self._wake.set()
+
+    def close(self) -> None:
+        """Send `{"eof" : 1}` after the queued audio, deliver the last final, disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._buf:
+            self._queue.append((self._samples_in, bytes(self._buf)))
+            self._samples_in += len(self._buf) // 2
+            self._buf.clear()
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Close, then wait until the last final was delivered."""
+        self.close()
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: chunks in/sent/dropped, partials, finals, reconnects, failover gaps."""
+        out = dict(self._stats)
+        out["failover_gaps_ms"] = list(out["failover_gaps_ms"])
+        out["backlog_seconds"] = round(len(self._queue) * CHUNK_SECONDS, 2)
+        out["worker"] = self._conn.worker.url if self._conn else ""
+        return out
+
+    # --- the task ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        tried: set[str] = set()
+        try:
+            while True:
+                if self._switch_to:
+                    self.dialect, self._switch_to = self._switch_to, ""
+                    tried.clear()
+                worker = self._farm.pick(self.dialect, tried)
+                if worker is None:
+                    if not await self._wait_for_workers(tried):
+                        return
+                    continue
+                tried.add(worker.url)
+                worker.open_streams += 1  # counted from the pick: streams opened together spread
+                try:
+                    await self._serve(worker)
+                except _WorkerFailed as exc:
+                    self._farm.mark_down(worker, str(exc))
+                    self._stats["errors"] += 1
+                    if self._lost_at == 0.0:
+                        self._lost_at = (
+                            self._conn.last_answer if self._conn and self._conn.last_answer
+                            else time.monotonic()
+                        )  # fmt: skip
+                    self._set_state("reconnecting", "worker_lost")
+                    self._stats["reconnects"] += 1
+                    self._rewind()
+                    continue
+                finally:
+                    self._conn = None
+                    worker.open_streams -= 1
+                if self._closing and not self._queue:
+                    return
+                tried.clear()  # a switch: start afresh with the new dialect's workers
+        except Exception:  # the boundary: captions fail, the call goes on
+            log.exception("call %s: remote captions failed", self.call_id)
+            self._set_state("off", "recognizer_failed")
+        finally:
+            self._farm._forget(self)
+
+    async def _wait_for_workers(self, tried: set[str]) -> bool:
+        """No worker left to try: captions off, retry after a pause; False when closing."""
+        self._set_state("off", "no_asr_worker")
+        self._lost_at = 0.0
+        if self._closing:
+            return False
+        await asyncio.sleep(RETRY_SECONDS)  # a retry pause, not synchronisation
+        while len(self._queue) > REPLAY_SECONDS / CHUNK_SECONDS:
+            self._queue.popleft()  # audio nobody decoded; keep a replay's worth
+            self._stats["dropped"] += 1
+        tried.clear()
+        return not self._closing
+
+    def _rewind(self) -> None:
+        """Put the audio to replay (since the last final, at most 2 s) back in the queue."""
+        keep_from = self._samples_in - int(REPLAY_SECONDS * self.sample_rate)
+        final_at = int(self._last_final_end * self.sample_rate)
+        start = max(keep_from, final_at)
+        replay = [(at, pcm) for at, pcm in self._history if at + len(pcm) // 2 > start]
+        self._history.clear()
+        self._queue.extendleft(reversed(replay))
+        self._stats["replayed_chunks"] += len(replay)
+
+    async def _serve(self, worker: WorkerState) -> None:
+        """Stream to one worker until closed, switched, or it fails (_WorkerFailed)."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+        try:
+            ws = await asyncio.wait_for(
+                connect(worker.url, open_timeout=CONNECT_SECONDS, compression=None, max_size=1 << 20),
+                CONNECT_SECONDS * 2,
+            )  # fmt: skip
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise _WorkerFailed(f"connect: {type(exc).__name__}: {exc}") from None
+        conn = _Connection(ws, worker, Timeline(self.sample_rate))
+        self._conn = conn
+        receiver = asyncio.create_task(self._receive(conn))
+        try:
+            await ws.send(config_frame(self.sample_rate))
+            await self._send_loop(conn, receiver)
+        except ConnectionClosed as exc:
+            if not receiver.done():
+                raise _WorkerFailed(f"closed: {exc}") from None
+        except OSError as exc:
+            raise _WorkerFailed(f"send: {exc}") from None
+        finally:
+            if not receiver.done():
+                receiver.cancel()
+            await asyncio.wait({receiver})
+            await ws.close()
+            conn.ws = None
+        failure = receiver.exception() if not receiver.cancelled() else None
+        if failure is not None:
+            raise failure
+
+    async def _send_loop(self, conn: _Connection, receiver: asyncio.Task[None]) -> None:
+        """Send queued chunks (pipelined up to MAX_INFLIGHT), then eof or a switch."""
+        while not receiver.done():
+            if self._switch_to or (self._closing and not self._queue):
+                await conn.ws.send(EOF)
+                conn.inflight.append(time.monotonic())
+                try:
+                    await asyncio.wait_for(asyncio.shield(receiver), CLOSE_SECONDS)
+                except TimeoutError:
+                    raise _WorkerFailed("no final after eof") from None
+                return
+            if self._queue and len(conn.inflight) < MAX_INFLIGHT:
+                at, pcm = self._queue.popleft()
+                conn.timeline.fed(conn.fed_samples, at, len(pcm) // 2)
+                conn.fed_samples += len(pcm) // 2
+                conn.inflight.append(time.monotonic())
+                self._history.append((at, pcm))
+                while len(self._history) > REPLAY_SECONDS / CHUNK_SECONDS:
+                    self._history.popleft()
+                await conn.ws.send(pcm)
+                self._stats["chunks_sent"] += 1
+                continue
+            self._wake.clear()
+            waker = asyncio.create_task(self._wake.wait())
+            await asyncio.wait({waker, receiver}, timeout=0.25, return_when="FIRST_COMPLETED")
+            waker.cancel()
+
+    async def _receive(self, conn: _Connection) -> None:
+        """Read answers; a hang, garbage or an unexpected close raises _WorkerFailed."""
+        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+
+        while True:
+            try:
+                message = await asyncio.wait_for(conn.ws.recv(), 0.25)
+            except TimeoutError:
+                # Hung, not slow: nothing answered for HANG_SECONDS while audio waits (a busy
+                # worker still answers now and then; the backlog cap handles slowness).
+                waiting_since = max(conn.inflight[0], conn.last_answer) if conn.inflight else 0
+                if waiting_since and time.monotonic() - waiting_since > HANG_SECONDS:
+                    raise _WorkerFailed(f"no answer for {HANG_SECONDS:g} s") from None
+                continue
+            except ConnectionClosedOK as exc:
+                if conn.inflight:  # closed with audio unanswered: not a clean end
+                    raise _WorkerFailed(f"closed: {exc}") from None
+                return
+            except ConnectionClosed as exc:
+                raise _WorkerFailed(f"closed: {exc}") from None
+            try:
+                answer = parse_answer(message)
+            except ValueError as exc:
+                raise _WorkerFailed(f"not vosk-server JSON: {exc}") from None
+            if conn.inflight:
+                conn.inflight.popleft()
+            conn.last_answer = time.monotonic()
+            conn.answered += 1
+            if conn.answered == 1:
+                self._connected()
+            self._answer(conn, answer)
+            if not conn.inflight and (self._switch_to or (self._closing and not self._queue)):
+                return  # the eof's final came: this connection is done
+
+    def _connected(self) -> None:
+        if self._lost_at:
+            gap = (time.monotonic() - self._lost_at) * 1000
+            self._stats["failover_gaps_ms"].append(round(gap))
+            log.info("call %s: captions back after %.0f ms", self.call_id, gap)
+            self._lost_at = 0.0
+        self._set_state("on")
+
+    def _answer(self, conn: _Connection, answer: Answer) -> None:
+        if answer.kind == "partial":
+            text = clean_text(answer.text)
+            if text and text != self._last_partial:
+                self._last_partial = text
+                self._stats["partials"] += 1
+                self._emit(partial_event(self.speaker, text))
+            return
+        self._last_partial = ""
+        info = self._farm.registry.dialects.get(self.dialect)
+        event = final_event(
+            self.speaker,
+            answer.obj,
+            to_stream_time=lambda s: max(0.0, conn.timeline.to_stream(s)),
+            lexicon=info.gloss if info else {},
+            alerts=info.alerts if info else {},
+        )
+        if event is None:
+            return
+        end = event.get("utterance_end")
+        if isinstance(end, int | float):
+            if end <= self._last_final_end + 0.05:
+                self._stats["duplicates_dropped"] += 1  # replayed audio already captioned
+                return
+            self._last_final_end = float(end)
+        self._stats["finals"] += 1
+        self._emit(event)
+
+    def _set_state(self, state: str, reason: str = "") -> None:
+        if (state, reason) != (self._state, self._reason):
+            self._state, self._reason = state, reason
+            self._emit(status_event(state, self.dialect, reason))
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a listener's bug must not end the stream
+            log.exception("call %s: caption listener failed", self.call_id)
