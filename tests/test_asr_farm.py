@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from hotline.asr.registry import load_registry
 from hotline.db import agents as agents_db
 from hotline.db import elders as elders_db
 from hotline.db import transcripts as transcripts_db
-from tests.asr_helpers import REGISTRY, file_decode_text, make_speech_wav, read_pcm, word_similarity
+from tests.asr_helpers import REGISTRY, make_speech_wav, read_pcm
 from tests.asr_workers import WorkerProcess, start_workers
 from tests.support import SLOW, ServerThread, connect_call, test_config
 from tests.test_captions_call import speak_into_tap, speech_file
@@ -104,10 +106,11 @@ def test_settings_are_validated(registry: Any) -> None:
             parse_workers(bad, registry)
 
 
-def test_streams_are_balanced_and_captions_match_a_direct_decode(
+def test_streams_are_balanced_and_each_gets_captions(
     workers: list[WorkerProcess], speech: tuple[Path, bytes], registry: Any
 ) -> None:
-    wav, pcm = speech
+    """Four streams opened together: two on each worker (fidelity: test_asr_worker.py)."""
+    pcm = speech[1][: 32000 * 4]  # the first sentence and its pause
     farm = WorkerFarm(registry, {"ko": [w.url for w in workers]})
 
     async def scenario() -> tuple[list[int], list[Collector]]:
@@ -124,27 +127,19 @@ def test_streams_are_balanced_and_captions_match_a_direct_decode(
 
     load, sinks = asyncio.run(scenario())
     assert load == [2, 2]
-    direct = file_decode_text(wav)
     for sink in sinks:
-        assert sink.states()[0] == "on"
-        got = " ".join(f["text"] for f in sink.finals())
-        assert word_similarity(got, direct) >= 0.8, (got, direct)
-        ends = [f["utterance_end"] for f in sink.finals()]
-        assert ends == sorted(ends)
+        assert sink.states() == ["on"]
+        assert sink.finals() and all(f["text"] for f in sink.finals())
     assert all(w.open_streams == 0 for w in farm.workers.values())
 
 
 async def _fault_server(kind: str) -> tuple[Any, str]:
-    """A websocket server that misbehaves: hangs, answers garbage, or speaks binary."""
+    """A websocket server that misbehaves: answers garbage, or speaks binary."""
     from websockets.asyncio.server import serve
 
     async def handler(ws: Any) -> None:
         async for _message in ws:
-            if kind == "garbage":
-                await ws.send("{not json")
-            elif kind == "binary":
-                await ws.send(b"\x00\x01")
-            # "hang": read everything, answer nothing
+            await ws.send("{not json" if kind == "garbage" else b"\x00\x01")
 
     server = await serve(handler, "127.0.0.1", 0)
     port = next(iter(server.sockets)).getsockname()[1]
@@ -154,29 +149,41 @@ async def _fault_server(kind: str) -> tuple[Any, str]:
 def test_faulty_workers_are_skipped_and_no_worker_turns_captions_off(
     workers: list[WorkerProcess], speech: tuple[Path, bytes], registry: Any
 ) -> None:
-    """Hanging, garbage and wrong-protocol workers first in the list: the stream ends up on
-    a real worker; a dialect without workers and an unreachable worker report why."""
+    """Garbage and wrong-protocol workers first in the list, then a real worker that hangs
+    (SIGSTOP) mid-stream: the stream ends up on the other real worker with captions; a
+    dialect without workers and an unreachable worker report why."""
     _, pcm = speech
+    hung = workers[0]
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        faults = [await _fault_server(k) for k in ("hang", "garbage", "binary")]
-        farm = WorkerFarm(registry, {"ko": [u for _, u in faults] + [workers[0].url]})
+        faults = [await _fault_server(k) for k in ("garbage", "binary")]
+        urls = [u for _, u in faults] + [w.url for w in workers]
+        farm = WorkerFarm(registry, {"ko": urls})
         sink = Collector()
         stream = farm.open("ko", sink, loop, call_id="faults")
-        await speak(stream, pcm)
-        await sink.until(lambda: sink.finals())
+        talking = asyncio.create_task(speak(stream, pcm))
+        await sink.until(lambda: any(e.get("kind") == "partial" for e in sink.events))
+        assert stream.stats["worker"] == hung.url
+        os.kill(hung.proc.pid, signal.SIGSTOP)
+        try:
+            await sink.until(lambda: stream.stats["worker"] == workers[1].url)
+        finally:
+            os.kill(hung.proc.pid, signal.SIGCONT)
+        await talking
         await stream.aclose()
+        assert sink.finals()
         assert stream.stats["reconnects"] == 3
         assert "reconnecting" in sink.states() and sink.states()[-1] == "on"
-        down = {w["url"]: w["last_error"] for w in farm.health() if w["failures"]}
-        assert set(down) == {u for _, u in faults}, down
-        assert "no answer" in down[faults[0][1]] and "not vosk-server" in down[faults[1][1]]
+        errors = {w["url"]: w["last_error"] for w in farm.health() if w["failures"]}
+        assert set(errors) == set(urls[:3]), errors
+        assert "not vosk-server" in errors[urls[0]] and "not vosk-server" in errors[urls[1]]
+        assert "no pong" in errors[hung.url]
         for server, _ in faults:
             server.close()
 
         assert farm.available("cmn") == (False, "no_worker_for_dialect")
-        closed = WorkerFarm(registry, {"ko": [faults[0][1]]})  # that server is gone now
+        closed = WorkerFarm(registry, {"ko": [urls[0]]})  # that server is gone now
         sink = Collector()
         stream = closed.open("ko", sink, loop, call_id="none")
         stream.feed(pcm[: STEP * 5])
@@ -234,7 +241,7 @@ def test_a_worker_killed_mid_utterance_is_replaced(
         loop = asyncio.get_running_loop()
         sink = Collector()
         stream = farm.open("ko", sink, loop, call_id="kill")
-        talking = asyncio.create_task(speak(stream, pcm + pcm))
+        talking = asyncio.create_task(speak(stream, pcm))
         await sink.until(lambda: any(e.get("kind") == "partial" for e in sink.events))
         victim = next(w for w in workers if w.url == stream.stats["worker"])
         await asyncio.to_thread(victim.kill)
@@ -248,7 +255,7 @@ def test_a_worker_killed_mid_utterance_is_replaced(
     assert sink.states() == ["on", "reconnecting", "on"]
     assert len(stats["failover_gaps_ms"]) == 1
     finals = sink.finals()
-    assert len(finals) >= 2
+    assert finals and stats["finals"] == len(finals)
     spans = [(f["utterance_start"], f["utterance_end"]) for f in finals]
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert start >= end - 0.05, spans  # no final covers audio already captioned

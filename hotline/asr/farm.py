@@ -6,8 +6,10 @@ may be ours (`hotline asr-worker`) or official vosk-server containers: only the 
 assumed. Masking, glosses, alerts and stream times are made here from the worker's vosk
 JSON by the same functions as in-process captions (hotline/asr/events.py).
 
-Failover: a worker that closes, refuses, hangs (audio waiting and nothing answered for `HANG_SECONDS`), or
-answers something that is not vosk-server JSON is marked down; the stream says
+Failover: a worker that closes, refuses, hangs (audio waiting, nothing answered for
+`HANG_SECONDS` and no pong to a ping; a busy worker still pongs and is given up to
+`STALL_SECONDS`), or answers something that is not vosk-server JSON is marked down; the
+stream says
 `captions_status` "reconnecting", connects to another worker of the dialect, replays the
 audio it kept since the last final (at most `REPLAY_SECONDS`), and goes on. Finals that
 end before the last one delivered are dropped, so none is duplicated. With no worker
@@ -39,8 +41,11 @@ log = logging.getLogger(__name__)
 CHUNK_SECONDS = 0.1  # as in-process: 0.2 s chunks add ~0.1 s to every partial
 REPLAY_SECONDS = 2.0
 MAX_BACKLOG_SECONDS = 2.0
-MAX_INFLIGHT = 20  # chunks sent but not answered yet (2 s)
-HANG_SECONDS = 3.0
+MAX_INFLIGHT = 8  # chunks sent, not answered: under the websockets max_queue (16), or a
+# busy worker stops reading the socket and cannot answer pings
+HANG_SECONDS = 2.0  # no answer this long while audio waits: ping the worker
+PING_SECONDS = 1.0  # no pong within this: hung (a busy worker's loop still pongs)
+STALL_SECONDS = 15.0  # alive but answering nothing this long: useless, fail over anyway
 CONNECT_SECONDS = 1.5
 DOWN_SECONDS = 10.0
 RETRY_SECONDS = 1.0
@@ -393,7 +398,7 @@ class RemoteStream:
 
         try:
             ws = await asyncio.wait_for(
-                connect(worker.url, open_timeout=CONNECT_SECONDS, compression=None, max_size=1 << 20),
+                connect(worker.url, open_timeout=CONNECT_SECONDS, close_timeout=1.0, compression=None, max_size=1 << 20),
                 CONNECT_SECONDS * 2,
             )  # fmt: skip
         except (OSError, TimeoutError, InvalidHandshake) as exc:
@@ -413,9 +418,11 @@ class RemoteStream:
             if not receiver.done():
                 receiver.cancel()
             await asyncio.wait({receiver})
-            await ws.close()
-            conn.ws = None
-        failure = receiver.exception() if not receiver.cancelled() else None
+            failure = receiver.exception() if not receiver.cancelled() else None
+            if failure is None:
+                await ws.close()
+            else:  # a hung worker would hold a closing handshake for seconds
+                ws.transport.abort()
         if failure is not None:
             raise failure
 
@@ -425,10 +432,7 @@ class RemoteStream:
             if self._switch_to or (self._closing and not self._queue):
                 await conn.ws.send(EOF)
                 conn.inflight.append(time.monotonic())
-                try:
-                    await asyncio.wait_for(asyncio.shield(receiver), CLOSE_SECONDS)
-                except TimeoutError:
-                    raise _WorkerFailed("no final after eof") from None
+                await asyncio.wait({receiver})  # bounded by the receiver's hang detection
                 return
             if self._queue and len(conn.inflight) < MAX_INFLIGHT:
                 at, pcm = self._queue.popleft()
@@ -454,11 +458,12 @@ class RemoteStream:
             try:
                 message = await asyncio.wait_for(conn.ws.recv(), 0.25)
             except TimeoutError:
-                # Hung, not slow: nothing answered for HANG_SECONDS while audio waits (a busy
-                # worker still answers now and then; the backlog cap handles slowness).
                 waiting_since = max(conn.inflight[0], conn.last_answer) if conn.inflight else 0
-                if waiting_since and time.monotonic() - waiting_since > HANG_SECONDS:
-                    raise _WorkerFailed(f"no answer for {HANG_SECONDS:g} s") from None
+                waited = time.monotonic() - waiting_since if waiting_since else 0.0
+                if waited > STALL_SECONDS:
+                    raise _WorkerFailed(f"no answer for {STALL_SECONDS:g} s") from None
+                if waited > HANG_SECONDS and not await self._alive(conn):
+                    raise _WorkerFailed(f"no answer for {HANG_SECONDS:g} s, no pong") from None
                 continue
             except ConnectionClosedOK as exc:
                 if conn.inflight:  # closed with audio unanswered: not a clean end
@@ -479,6 +484,15 @@ class RemoteStream:
             self._answer(conn, answer)
             if not conn.inflight and (self._switch_to or (self._closing and not self._queue)):
                 return  # the eof's final came: this connection is done
+
+    async def _alive(self, conn: _Connection) -> bool:
+        """Hung or just busy? A worker whose loop answers a ping is busy decoding: wait on."""
+        try:
+            pong = await conn.ws.ping()
+            await asyncio.wait_for(pong, PING_SECONDS)
+            return True
+        except Exception:  # a timeout or a closed connection: hung or gone
+            return False
 
     def _connected(self) -> None:
         if self._lost_at:

@@ -86,6 +86,7 @@ class SpeechWorker:
             self.settings.host,
             self.settings.port,
             max_size=MAX_FRAME_BYTES,
+            max_queue=64,  # a client may pipeline chunks; the socket must still read pings
             compression=None,
             process_request=self._health,
         ) as server:
