@@ -518,6 +518,7 @@ class RemoteStream:
             to_stream_time=lambda s: max(0.0, conn.timeline.to_stream(s)),
             lexicon=info.gloss if info else {},
             alerts=info.alerts if info else {},
+            rules=info.alert_rules if info else (),
         )
         if event is None:
             return
