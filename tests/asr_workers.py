@@ -67,12 +67,14 @@ class WorkerProcess:
                 self.kill()
 
 
-def start_workers(data_dir: Path, n: int, *args: str) -> list[WorkerProcess]:
+def start_workers(
+    data_dir: Path, n: int, *args: str, timeout: float = START_SECONDS
+) -> list[WorkerProcess]:
     """Start `n` workers at once (they load in parallel) and wait for all of them."""
     workers = [WorkerProcess(data_dir, *args) for _ in range(n)]
     try:
         for w in workers:
-            w.wait_ready()
+            w.wait_ready(timeout)
     except Exception:
         for w in workers:
             w.kill()
