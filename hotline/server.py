@@ -140,7 +140,7 @@ def _caption_service(cfg: Config, registry: Registry) -> CaptionService:
     workers = parse_workers(cfg.asr_workers, registry)
     if workers:
         log.info("captions from speech workers: %s", workers)
-        return WorkerFarm(registry, workers)
+        return WorkerFarm(registry, workers, vad=cfg.captions_vad)
     return CaptionEngine(
         cfg,
         registry,

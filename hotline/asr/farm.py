@@ -7,13 +7,16 @@ assumed. Masking, glosses, alerts and stream times are made here from the worker
 JSON by the same functions as in-process captions (hotline/asr/events.py).
 
 Failover: a worker that closes, refuses, hangs (audio waiting, nothing answered for
-`HANG_SECONDS` and no pong to a ping; a busy worker still pongs and is given up to
+`HANG_SECONDS` and no pong to a ping within `PING_SECONDS`; a busy worker still pongs and is given up to
 `STALL_SECONDS`), or answers something that is not vosk-server JSON is marked down; the
 stream says
 `captions_status` "reconnecting", connects to another worker of the dialect, replays the
 audio it kept since the last final (at most `REPLAY_SECONDS`), and goes on. Finals that
 end before the last one delivered are dropped, so none is duplicated. With no worker
 reachable the stream reports captions off (`no_asr_worker`) and keeps trying.
+Silence is not sent (the energy gate of in-process captions, hotline/asr/vad.py): a worker
+decodes only speech and its hangover; when the gate closes with words pending, `{"reset" : 1}`
+asks for the final. Word times are mapped back to stream time across the gaps.
 Nothing here raises into the event loop: each stream's task is its own error boundary.
 """
 
@@ -34,7 +37,8 @@ from hotline.asr.events import Timeline, clean_text, final_event, partial_event,
 from hotline.asr.registry import Registry
 from hotline.asr.service import EventSink
 from hotline.asr.transcriber import CaptionsUnavailable
-from hotline.asr.vosk_protocol import EOF, Answer, config_frame, parse_answer
+from hotline.asr.vad import EnergyGate, rms
+from hotline.asr.vosk_protocol import EOF, RESET, Answer, config_frame, parse_answer
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,13 @@ MAX_BACKLOG_SECONDS = 2.0
 MAX_INFLIGHT = 8  # chunks sent, not answered: under the websockets max_queue (16), or a
 # busy worker stops reading the socket and cannot answer pings
 HANG_SECONDS = 2.0  # no answer this long while audio waits: ping the worker
-PING_SECONDS = 1.0  # no pong within this: hung (a busy worker's loop still pongs)
+PING_SECONDS = 2.0  # no pong within this: hung (a busy worker's loop still pongs)
 STALL_SECONDS = 15.0  # alive but answering nothing this long: useless, fail over anyway
 CONNECT_SECONDS = 1.5
 DOWN_SECONDS = 10.0
 RETRY_SECONDS = 1.0
 CLOSE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10.0  # while the gate holds silence back: one chunk, so no idle close
 
 
 class WorkersSettingError(ValueError):
@@ -100,8 +105,11 @@ class WorkerState:
 class WorkerFarm:
     """Caption feeds decoded by remote speech workers; the `CaptionService` of a farm."""
 
-    def __init__(self, registry: Registry, workers: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, registry: Registry, workers: Mapping[str, Sequence[str]], *, vad: bool = True
+    ) -> None:
         self.registry = registry
+        self.vad = vad
         self.urls = {d: tuple(u) for d, u in workers.items() if u}
         self.workers: dict[str, WorkerState] = {
             url: WorkerState(url) for urls in self.urls.values() for url in urls
@@ -134,7 +142,7 @@ class WorkerFarm:
             raise CaptionsUnavailable(reason, f"captions unavailable for {dialect}: {reason}")
         spec = self.registry.model_of(dialect)
         rate = spec.sample_rate if spec else 16000
-        stream = RemoteStream(self, dialect, rate, on_event, loop, speaker, call_id)
+        stream = RemoteStream(self, dialect, rate, on_event, loop, speaker, call_id, self.vad)
         self._streams.add(stream)
         stream.start()
         return stream
@@ -242,6 +250,7 @@ class RemoteStream:
         loop: asyncio.AbstractEventLoop,
         speaker: str,
         call_id: str,
+        gate: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
         self.dialect = dialect
@@ -255,6 +264,8 @@ class RemoteStream:
         self._samples_in = 0
         self._queue: deque[tuple[int, bytes]] = deque()  # (stream offset, pcm) not sent yet
         self._history: deque[tuple[int, bytes]] = deque()  # sent, kept for a replay
+        self._gate: EnergyGate[tuple[int, bytes]] | None = EnergyGate() if gate else None
+        self._last_sent_at = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._switch_to = ""
@@ -268,7 +279,7 @@ class RemoteStream:
         self._stats: dict[str, Any] = {
             "chunks_in": 0, "chunks_sent": 0, "dropped": 0, "partials": 0, "finals": 0,
             "duplicates_dropped": 0, "reconnects": 0, "errors": 0, "failover_gaps_ms": [],
-            "replayed_chunks": 0,
+            "replayed_chunks": 0, "chunks_gated": 0,
         }  # fmt: skip
 
     # --- loop API ----------------------------------------------------------------------
@@ -285,13 +296,29 @@ class RemoteStream:
         while len(self._buf) >= self._chunk_bytes:
             chunk = bytes(self._buf[: self._chunk_bytes])
             del self._buf[: self._chunk_bytes]
-            self._queue.append((self._samples_in, chunk))
+            self._gated((self._samples_in, chunk))
             self._samples_in += len(chunk) // 2
             self._stats["chunks_in"] += 1
         while len(self._queue) > MAX_BACKLOG_SECONDS / CHUNK_SECONDS:
             self._queue.popleft()
             self._stats["dropped"] += 1
         self._wake.set()
+
+    def _gated(self, item: tuple[int, bytes]) -> None:
+        """Queue what the gate lets through; a reset marker (-1, b"") when it closes."""
+        if self._gate is None:
+            self._queue.append(item)
+            return
+        to_feed, ended = self._gate.push(item, rms(item[1]))
+        if not to_feed and item[0] - self._last_sent_at > HEARTBEAT_SECONDS * self.sample_rate:
+            to_feed = [item]  # a worker closes clients that send nothing for long
+        if to_feed:
+            self._last_sent_at = to_feed[-1][0]
+        else:
+            self._stats["chunks_gated"] += 1
+        self._queue.extend(to_feed)
+        if ended:
+            self._queue.append((-1, b""))
 
     def switch(self, dialect: str) -> None:
         """Go on with a worker of another dialect (the open utterance is flushed first)."""
@@ -347,11 +374,8 @@ class RemoteStream:
                 except _WorkerFailed as exc:
                     self._farm.mark_down(worker, str(exc))
                     self._stats["errors"] += 1
-                    if self._lost_at == 0.0:
-                        self._lost_at = (
-                            self._conn.last_answer if self._conn and self._conn.last_answer
-                            else time.monotonic()
-                        )  # fmt: skip
+                    if self._lost_at == 0.0:  # the gap runs from detection to the next answer
+                        self._lost_at = time.monotonic()
                     self._set_state("reconnecting", "worker_lost")
                     self._stats["reconnects"] += 1
                     self._rewind()
@@ -408,6 +432,8 @@ class RemoteStream:
         receiver = asyncio.create_task(self._receive(conn))
         try:
             await ws.send(config_frame(self.sample_rate))
+            if not self._lost_at:
+                self._set_state("on")  # connected (after a failure: on at the first answer)
             await self._send_loop(conn, receiver)
         except ConnectionClosed as exc:
             if not receiver.done():
@@ -434,6 +460,12 @@ class RemoteStream:
                 conn.inflight.append(time.monotonic())
                 await asyncio.wait({receiver})  # bounded by the receiver's hang detection
                 return
+            if self._queue and self._queue[0][0] < 0:  # the gate closed
+                self._queue.popleft()
+                if self._last_partial:  # words pending: ask for the final now
+                    await conn.ws.send(RESET)
+                    conn.inflight.append(time.monotonic())
+                continue
             if self._queue and len(conn.inflight) < MAX_INFLIGHT:
                 at, pcm = self._queue.popleft()
                 conn.timeline.fed(conn.fed_samples, at, len(pcm) // 2)
@@ -480,7 +512,7 @@ class RemoteStream:
             conn.last_answer = time.monotonic()
             conn.answered += 1
             if conn.answered == 1:
-                self._connected()
+                self._first_answer()
             self._answer(conn, answer)
             if not conn.inflight and (self._switch_to or (self._closing and not self._queue)):
                 return  # the eof's final came: this connection is done
@@ -494,7 +526,8 @@ class RemoteStream:
         except Exception:  # a timeout or a closed connection: hung or gone
             return False
 
-    def _connected(self) -> None:
+    def _first_answer(self) -> None:
+        """The new worker answered: the failover gap ends here, and captions are on."""
         if self._lost_at:
             gap = (time.monotonic() - self._lost_at) * 1000
             self._stats["failover_gaps_ms"].append(round(gap))
