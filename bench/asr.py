@@ -301,7 +301,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.browser:
-        from bench.asr_browser import run_browser
+        from asr_browser import run_browser  # bench/, the folder of this script
 
         return run_browser(quick=args.quick, workers=args.workers)
     levels = [int(x) for x in args.streams.split(",") if x] or (
@@ -386,7 +386,7 @@ def main() -> int:
             if not ok:
                 break
             two_way = calls
-        if workers and len(workers) >= 2:
+        if isinstance(engine, WorkerFarm) and len(workers) >= 2:
             n = 4 if args.quick else 8
             scripts = [make_script(sentences, 8.0, seed=5000 + i) for i in range(n)]
             failover = asyncio.run(run_failover(engine, workers, scripts, kill_after=3.0))

@@ -19,6 +19,7 @@ local addresses): `unshare -n bash -c 'ip link set lo up && .venv/bin/python ben
 from __future__ import annotations
 
 import json
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -26,11 +27,21 @@ from typing import Any
 
 from tests.asr_helpers import KO_SENTENCES, make_speech_wav, read_pcm, write_pcm
 
-LEAD_SECONDS = 8.0  # silence while the call rings and connects: speech before it is lost
+LEAD_SECONDS = 10.0  # silence while the call rings and connects: speech before it is lost
 PAUSE_SECONDS = 2.5
 
 MIC_STAMP_JS = """
 (() => {
+  window.__connected = [];
+  const Orig = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Orig(...args);
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "connected") window.__connected.push(Date.now());
+    });
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Orig.prototype;
   const md = navigator.mediaDevices;
   const orig = md.getUserMedia.bind(md);
   md.getUserMedia = async (c) => {
@@ -71,10 +82,18 @@ def _speech(tmp: Path, sentences: list[str]) -> tuple[Path, list[tuple[float, fl
     from tests.asr_helpers import deterministic_model
 
     rate = 16000
-    pcm = b"\0\0" * int(LEAD_SECONDS * rate)
+    rnd = random.Random(0)
+
+    def quiet(seconds: float) -> bytes:
+        # Line noise, not digital zeros: on exact zeros vosk's endpointing never fires
+        # (the whole file became one utterance), and no microphone is that quiet.
+        n = int(seconds * rate)
+        return b"".join(rnd.randint(-30, 30).to_bytes(2, "little", signed=True) for _ in range(n))
+
+    pcm = quiet(LEAD_SECONDS)
     for i, text in enumerate(sentences):
         said = read_pcm(make_speech_wav(text, tmp / f"b{i}.wav"))[0]
-        pcm += said + b"\0\0" * int(PAUSE_SECONDS * rate)
+        pcm += said + quiet(PAUSE_SECONDS)
     wav = write_pcm(tmp / "mic.wav", pcm)
     rec = vosk.KaldiRecognizer(deterministic_model(str(tmp / "rt")), rate)
     rec.SetWords(True)
@@ -99,11 +118,19 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def latencies(
-    spans: list[tuple[float, float]], mic_start_ms: float, caps: list[dict[str, Any]]
+    spans: list[tuple[float, float]],
+    mic_start_ms: float,
+    caps: list[dict[str, Any]],
+    connected_ms: float = 0.0,
 ) -> tuple[list[float], list[float], int]:
-    """(partial ms, final ms, utterances without a final) from stamps; pure, for tests."""
+    """(partial ms, final ms, utterances without a final) from stamps; pure.
+
+    Utterances whose first word ended before the call's connections were up are skipped
+    (their audio reached nobody)."""
     partial_ms, final_ms, missing = [], [], 0
     for i, (first_end, last_end) in enumerate(spans):
+        if mic_start_ms + first_end * 1000 < connected_ms:
+            continue
         lo = mic_start_ms + (spans[i - 1][1] + 0.3 if i else 0.0) * 1000
         hi = mic_start_ms + (spans[i + 1][0] if i + 1 < len(spans) else 1e9) * 1000
         mine = [c for c in caps if lo <= c["t"] < hi + 1000]
@@ -154,6 +181,8 @@ def run_browser(quick: bool, workers: int) -> int:
             caller = caller_ctx.new_page()
             place_call(caller, agent, srv.http, link.token)
             mic_start = caller.evaluate("() => window.__micStart || 0")
+            agent.wait_for_selector("#captions-status[data-state=on]", timeout=60_000)
+            connected = max(caller.evaluate("() => window.__connected") or [0])
             length = len(read_pcm(wav)[0]) / 32000
             deadline = mic_start / 1000 + length + 3.0
             while time.time() < deadline:  # the file plays in real time: wait for its end
@@ -163,9 +192,11 @@ def run_browser(quick: bool, workers: int) -> int:
         srv.stop()
         for proc in procs:
             proc.stop()
-    partial_ms, final_ms, missing = latencies(spans, mic_start, caps)
+    partial_ms, final_ms, missing = latencies(spans, mic_start, caps, connected)
     print(
-        f"browser call, {len(spans)} utterances heard in the file, workers={workers}: "
+        f"browser call, {len(spans)} utterances heard in the file "
+        f"(connected {(connected - mic_start) / 1000:.1f} s after the mic opened), "
+        f"workers={workers}: "
         f"e2e partial ms {sorted(round(x) for x in partial_ms)}, "
         f"e2e final ms {sorted(round(x) for x in final_ms)}, missing finals {missing}"
     )

@@ -83,10 +83,11 @@ def test_bad_rules_are_refused_with_the_reason(change: dict[str, Any], message: 
 
 
 def test_bad_sets_are_refused() -> None:
-    for raw, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"schema": 2}, "schema"),
         ({"schema": 1, "set": [{"dialects": ["zz"], "rule": [BASE]}]}, "unknown dialect"),
         ({"schema": 1, "set": [{"dialects": ["x"], "rule": [BASE, BASE]}]}, "duplicate"),
-    ]:
+    ]
+    for raw, message in cases:
         with pytest.raises(RuleError, match=message):
             parse_rules(raw, {"x"}, "t")

@@ -224,7 +224,8 @@ def test_captions_in_a_real_call_come_from_a_worker(
         while not transcripts_db.lines(srv.db, call_id) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert transcripts_db.lines(srv.db, call_id)[0]["text"] == finals[0]["text"]
-        assert srv.running.captions.engine.health()[0]["failures"] == 0
+        farm = srv.running.captions.engine
+        assert isinstance(farm, WorkerFarm) and farm.health()[0]["failures"] == 0
     finally:
         srv.stop()
 

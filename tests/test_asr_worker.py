@@ -129,7 +129,7 @@ def test_bad_clients_get_a_clear_close_and_others_go_on(
             await good.send('{ "config" : { "sample_rate" : 16000 } }')
             stop = asyncio.Event()
             talking = asyncio.create_task(keep_talking(good, stop))
-            cases = {
+            cases: dict[str, tuple[list[str | bytes], int, str]] = {
                 "odd bytes": ([b"\x01\x02\x03"], 1003, "16-bit"),
                 "not json": (["hello"], 1003, "not JSON"),
                 "text instead of audio": (['{"text": "hi"}'], 1003, "expected"),
@@ -206,7 +206,7 @@ def test_a_dead_decoding_process_closes_only_its_streams(
                 await ws.recv()
                 codes.append(1000)
             except ConnectionClosed:
-                codes.append(ws.close_code)
+                codes.append(ws.close_code or 0)
         assert sorted(codes) == [1000, 1011], codes
         answers, last, code = await vosk_session(worker.url, pcm[: CHUNK * 10])
         assert code == 1000 and "text" in last
