@@ -200,6 +200,10 @@ def run_browser(quick: bool, workers: int) -> int:
         f"e2e partial ms {sorted(round(x) for x in partial_ms)}, "
         f"e2e final ms {sorted(round(x) for x in final_ms)}, missing finals {missing}"
     )
+    (tmp / "stamps.json").write_text(
+        json.dumps({"spans": spans, "mic_start": mic_start, "connected": connected, "caps": caps})
+    )
+    print(f"stamps: {tmp / 'stamps.json'}")
     p95 = _pct(partial_ms, 95)
     f95 = _pct(final_ms, 95)
     print(
