@@ -51,9 +51,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Two workers, one decoding process each, deterministic decoding."""
+    """Two workers, one decoding process each, deterministic decoding, no warm-up (cheaper)."""
     data = tmp_path_factory.mktemp("workers")
-    ws = start_workers(data, 2, "--workers", "1", "--warm", "1", "--deterministic")
+    ws = start_workers(data, 2, "--workers", "1", "--warm", "0", "--deterministic")
     yield ws
     for w in ws:
         w.stop()
