@@ -60,7 +60,8 @@ CAPTION_STAMP_JS = """
     if (!box) return setTimeout(watch, 50);
     new MutationObserver(() => {
       const t = Date.now();
-      for (const el of box.querySelectorAll(".cap-partial, .cap-final")) {
+      // The caller's captions only: the agent's own leg (the fake device's tone) also shows.
+      for (const el of box.querySelectorAll(".cap-caller.cap-partial, .cap-caller.cap-final")) {
         const kind = el.classList.contains("cap-final") ? "final" : "partial";
         const key = kind + "|" + el.textContent;
         if (!el.__seen || el.__seen !== key) {
