@@ -1,6 +1,7 @@
 """One speech worker's throughput: decoding in threads (`--workers 0`) vs processes.
 
-    .venv/bin/python bench/asr_worker.py --quick     # 4 streams, each mode twice (~60 s)
+    .venv/bin/python bench/asr_worker.py --quick     # 4 streams, each mode once (< 60 s)
+    .venv/bin/python bench/asr_worker.py             # 8 streams, each mode four times
 
 Each stream is a vosk-server protocol client sending Korean speech in 0.2 s chunks as fast
 as the worker answers; the figure is seconds of audio decoded per wall-clock second by all
@@ -49,11 +50,11 @@ async def throughput(url: str, pcm: bytes, streams: int) -> float:
 def main() -> int:
     """Measure each mode; print figures and the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 streams, two rounds")
+    parser.add_argument("--quick", action="store_true", help="4 streams, one round")
     parser.add_argument("--streams", type=int, default=0)
     args = parser.parse_args()
     streams = args.streams or (4 if args.quick else 8)
-    rounds = 2 if args.quick else 4
+    rounds = 1 if args.quick else 4
     tmp = Path(tempfile.mkdtemp(prefix="bench-asr-worker-"))
     pcm = b"".join(
         read_pcm(make_speech_wav(s, tmp / f"s{i}.wav"))[0] for i, s in enumerate(KO_SENTENCES)

@@ -7,10 +7,11 @@ children share the model's pages copy-on-write) and pins each stream to the leas
 child. Both expose `async call(stream, op, arg) -> str` on the event loop.
 
 Why processes: a decoding process that crashes takes only its own streams, and the GIL is
-never shared between the loop and decoding. Measured (bench/asr_worker.py, 4 streams, a
-loaded machine): threads 3.07 and 4.69, processes 3.14 and 2.09 audio-seconds per second:
-no gain from processes that the noise could show, because vosk releases the GIL while it
-decodes. Both modes stay; processes are the default for the isolation.
+never shared between the loop and decoding. Measured on a shared machine (4 streams, audio
+seconds decoded per wall second): bench/asr_worker.py gave processes 4.05 / 2.78 against
+threads 3.48 / 2.16 in two paired rounds (+16 % and +29 %); an earlier ad-hoc run of the
+same measurement under heavier load was mixed (3.14 / 2.09 against 3.07 / 4.69). vosk
+releases the GIL while decoding, so the gain is modest; processes are the default.
 """
 
 from __future__ import annotations
