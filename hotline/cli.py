@@ -242,6 +242,7 @@ def _domain_modules() -> list:
     found = []
     for name in (
         "hotline.asr.cli",
+        "hotline.asr.worker",
         "hotline.guidance.cli",
         "hotline.callbacks.cli",
         "hotline.db.cli",
