@@ -8,8 +8,16 @@ import { mountWrapup } from "./wrapup.js";
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
 const $ = (id) => document.getElementById(id);
-const state = { status: "offline", ring: null, call: null, stream: null, peer: null, tap: null, muted: false, cameraOff: false, iceServers: [], levels: null };
+const state = { status: "offline", phase: "idle", ring: null, call: null, stream: null, peer: null, tap: null, muted: false, cameraOff: false, previewing: false, iceServers: [], levels: null };
 window.hotline = state;
+
+// The console's phases (idle, ringing, in_call, held, wrap_up) are one explicit state:
+// CSS shows what each phase needs from body[data-phase], so nothing lingers by accident.
+function setPhase(phase) {
+  state.phase = phase;
+  document.body.dataset.phase = phase;
+  $("preview").hidden = !["idle", "wrap_up"].includes(phase);
+}
 
 const dialectName = (id) => boot.dialects[id] || id;
 
@@ -57,12 +65,84 @@ async function ensureMedia() {
 function endMedia() {
   if (state.peer) { state.peer.close(); state.peer = null; }
   if (state.tap) { state.tap.close(); state.tap = null; }
-  for (const b of ["mute", "camera", "hangup"]) $(b).disabled = true;
+  for (const b of CALL_BUTTONS) $(b).disabled = true;
 }
+const CALL_BUTTONS = ["mute", "camera", "hold", "transfer-open", "hangup"];
+
+// Between calls the camera and microphone are released (the light goes off); the preview
+// button shows the camera on demand.
+function stopCamera() {
+  if (state.stream) for (const t of state.stream.getTracks()) t.stop();
+  state.stream = null;
+  state.previewing = false;
+  $("local").srcObject = null;
+  $("remote").srcObject = null;
+  $("preview").setAttribute("aria-pressed", "false");
+  $("preview").textContent = S["agent.preview_on"];
+}
+async function togglePreview() {
+  if (state.previewing) { stopCamera(); return; }
+  try { await ensureMedia(); } catch (e) { $("conn-note").textContent = String(e); return; }
+  state.previewing = true;
+  $("preview").setAttribute("aria-pressed", "true");
+  $("preview").textContent = S["agent.preview_off"];
+}
+
+// Everything of the last caller leaves the screen: captions, alerts, guidance, the meter.
+function clearCallView() {
+  $("captions").replaceChildren();
+  for (const k of Object.keys(partials)) delete partials[k];
+  $("alert-banner").hidden = true; $("alert-banner").textContent = "";
+  $("captions-status").textContent = ""; delete $("captions-status").dataset.state; delete $("captions-status").dataset.guess;
+  $("caption-dialect").disabled = true; $("caller-captions").disabled = true; $("caller-captions").checked = false;
+  $("tap-level").value = 0; $("tap-label").textContent = S["agent.gateway_none"];
+  $("held-note").hidden = true;
+  state.levels = null; state.fraud = false;
+  guidance.reset();
+  document.dispatchEvent(new CustomEvent("hotline:cleared"));
+}
+function resetControls() {
+  state.muted = false; state.cameraOff = false;
+  $("mute").textContent = S["agent.mute"]; $("camera").textContent = S["agent.camera_off"];
+  $("mute").setAttribute("aria-pressed", "false"); $("camera").setAttribute("aria-pressed", "false");
+}
+// After the wrap-up (or when a new call rings): the screen is as at the start of a shift.
+function clearAll() {
+  clearCallView();
+  if (wrapup) wrapup.close();
+  wrapup = null;
+  $("callback-note").hidden = true;
+  $("call-title").textContent = S["agent.no_caller"];
+  timers.stop();
+  document.dispatchEvent(new CustomEvent("hotline:reset"));
+}
+
+// Timers: how long the caller waited (on the ring), talk time, wrap-up time.
+const timers = (() => {
+  let tick = null; let label = ""; let since = 0;
+  const mmss = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+  const show = () => {
+    const seconds = (performance.now() - since) / 1000;
+    $("timers").textContent = fmt(S[label], { time: mmss(Math.max(0, seconds)) });
+    $("timers").dataset.seconds = String(Math.round(seconds));
+  };
+  return {
+    start(kind, alreadySeconds = 0) {
+      label = `agent.timer_${kind}`; since = performance.now() - alreadySeconds * 1000;
+      $("timers").dataset.kind = kind;
+      clearInterval(tick); show(); tick = setInterval(show, 1000);
+    },
+    stop() { clearInterval(tick); tick = null; $("timers").textContent = ""; delete $("timers").dataset.kind; },
+  };
+})();
+state.timers = timers;
 
 async function handle(msg) {
   switch (msg.type) {
-    case "hello": setStatus(msg.status); state.iceServers = msg.ice_servers || []; break;
+    case "hello":
+      setStatus(msg.status); state.iceServers = msg.ice_servers || [];
+      if (msg.status === "wrap_up") setPhase("wrap_up"); else if (!state.call) setPhase("idle");
+      break;
     case "status": setStatus(msg.status); break;
     case "line": {
       const parts = Object.entries(msg.waiting || {}).map(([d, n]) => `${dialectName(d)} ${n}`);
@@ -70,18 +150,24 @@ async function handle(msg) {
       break;
     }
     case "ring":
+      if (state.phase === "wrap_up" || state.phase === "idle") clearAll();
       state.ring = msg;
+      setPhase("ringing");
       $("ring").hidden = false;
       $("ring-text").textContent = fmt(S["agent.ringing"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect), seconds: Math.round(msg.waited_seconds) });
+      timers.start("wait", msg.waited_seconds || 0);
       startRingTone();
+      document.dispatchEvent(new CustomEvent("hotline:ring", { detail: msg }));
       break;
     case "ring_cancelled":
-      if (state.ring && state.ring.call_id === msg.call_id) { state.ring = null; $("ring").hidden = true; stopRingTone(); }
+      if (state.ring && state.ring.call_id === msg.call_id) { state.ring = null; $("ring").hidden = true; stopRingTone(); clearAll(); setPhase("idle"); }
       break;
     case "connected": {
       $("ring").hidden = true; stopRingTone();
-      if (!msg.rejoined) { $("captions").replaceChildren(); $("alert-banner").hidden = true; $("captions-status").textContent = ""; }
+      if (!msg.rejoined) { clearCallView(); resetControls(); }
+      if (!msg.rejoined || $("timers").dataset.kind !== "talk") timers.start("talk", msg.talk_seconds || 0);
       state.call = msg;
+      setPhase("in_call");
       $("call-title").textContent = fmt(S["agent.in_call"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect) });
       const stream = await ensureMedia();
       endMedia();
@@ -91,7 +177,7 @@ async function handle(msg) {
       });
       state.tap = new Tap({ stream, iceServers: msg.ice_servers, sendOffer: (sdp) => live.send({ type: "tap_offer", call_id: msg.call_id, sdp }) });
       state.tap.start();
-      for (const b of ["mute", "camera", "hangup"]) $(b).disabled = false;
+      for (const b of CALL_BUTTONS) $(b).disabled = false;
       document.dispatchEvent(new CustomEvent("hotline:call", { detail: msg }));
       break;
     }
@@ -118,11 +204,14 @@ async function handle(msg) {
     case "ended":
       stopRingTone(); $("ring").hidden = true;
       if (msg.reason !== "callback_by_phone") $("callback-note").hidden = true;
-      showWrapup(msg);
-      $("caption-dialect").disabled = true; $("caller-captions").disabled = true;
       endMedia();
+      stopCamera();
+      showWrapup(msg);  // before clearing: a fraud alert in this call shapes the form
+      clearCallView();
       $("call-title").textContent = fmt(S["agent.ended"], { reason: S[`reason.${msg.reason}`] || msg.reason });
+      timers.start("wrap");
       state.call = null;
+      setPhase("wrap_up");
       document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "guide_state": guidance.update(msg.snapshot); break;
@@ -158,7 +247,8 @@ async function handle(msg) {
 
 $("available").addEventListener("click", () => live.send({ type: "status", status: "available" }));
 $("away").addEventListener("click", () => live.send({ type: "status", status: "away" }));
-$("ready").addEventListener("click", () => { live.send({ type: "ready" }); $("call-title").textContent = S["agent.no_caller"]; });
+$("ready").addEventListener("click", () => { live.send({ type: "ready" }); clearAll(); setPhase("idle"); });
+$("preview").addEventListener("click", togglePreview);
 $("accept").addEventListener("click", async () => {
   if (!state.ring) return;
   try { await ensureMedia(); } catch (e) { $("conn-note").textContent = String(e); }
@@ -170,10 +260,25 @@ $("hangup").addEventListener("click", () => { if (state.call) live.send({ type: 
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted; setTrackEnabled(state.stream, "audio", !state.muted);
   $("mute").textContent = state.muted ? S["agent.unmute"] : S["agent.mute"];
+  $("mute").setAttribute("aria-pressed", String(state.muted));
 });
 $("camera").addEventListener("click", () => {
   state.cameraOff = !state.cameraOff; setTrackEnabled(state.stream, "video", !state.cameraOff);
   $("camera").textContent = state.cameraOff ? S["agent.camera_on"] : S["agent.camera_off"];
+  $("camera").setAttribute("aria-pressed", String(state.cameraOff));
+});
+
+// Keyboard: Alt+A answer, Alt+M mute, Alt+H hold/resume, Alt+X hang up (never while typing
+// an IME composition; the buttons' own disabled state decides whether the key does anything).
+const SHORTCUTS = { KeyA: "accept", KeyM: "mute", KeyH: "hold", KeyX: "hangup" };
+document.addEventListener("keydown", (ev) => {
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || ev.isComposing) return;
+  const id = SHORTCUTS[ev.code];
+  if (!id) return;
+  const b = $(id);
+  if (id === "accept" ? $("ring").hidden : b.disabled) return;
+  ev.preventDefault();
+  b.click();
 });
 
 const sel = $("elder-dialect");
@@ -244,7 +349,7 @@ $("caller-captions").addEventListener("change", (ev) => live.send({ type: "calle
 
 // Callbacks list (claim, show number, start, record the attempt) and the wrap-up form.
 const callbacks = mountCallbacksPanel($("callbacks"), {
-  csrf: boot.csrf, strings: S,
+  csrf: boot.csrf, strings: S, dialects: boot.dialects,
   onStart: (booking) => live.send({ type: "start_callback", booking_id: booking.id }),
 });
 let wrapup = null;
@@ -254,7 +359,7 @@ function showWrapup(msg) {
   if (["callback_by_phone", "callback_no_answer", "abandoned"].includes(msg.reason)) return;
   wrapup = mountWrapup($("wrapup"), {
     csrf: boot.csrf, strings: { ...S, ...boot.topic_strings }, callId: msg.call_id, fraud: Boolean(state.fraud),
-    onSaved: () => { if (wrapup) wrapup.close(); wrapup = null; state.fraud = false; },
+    onSaved: () => { state.fraud = false; $("ready").focus(); },
   });
 }
 
@@ -262,4 +367,5 @@ const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), 
 state.guidance = guidance;
 
 setStatus("offline");
+setPhase("idle");
 live.connect();
