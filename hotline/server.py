@@ -26,6 +26,7 @@ from hotline.db import transcripts as transcripts_db
 from hotline.guidance.live import LiveGuidance
 from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
+from hotline.live.context import LiveContext
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
@@ -95,6 +96,7 @@ async def start(cfg: Config) -> Running:
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
     Monitoring(switchboard).attach(live)
+    LiveContext(switchboard).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),

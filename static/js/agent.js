@@ -4,6 +4,7 @@ import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
 import { mountCallbacksPanel } from "./callbacks-panel.js";
 import { mountWrapup } from "./wrapup.js";
+import { mountContextCard } from "./context-card.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -363,6 +364,7 @@ function showWrapup(msg) {
   });
 }
 
+state.context = mountContextCard($("context"), { strings: { ...S, ...boot.topic_strings }, dialects: boot.dialects, send: (m) => live.send(m) });
 const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), strings: S, lang: boot.lang });
 state.guidance = guidance;
 
