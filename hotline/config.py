@@ -58,6 +58,9 @@ class Config:
     rejoin_seconds: float = setting(
         60.0, "A caller who reconnects within this time gets their place back."
     )
+    hold_reminder_seconds: float = setting(
+        45.0, "A caller on hold this long hears the hold message again; the agent is reminded."
+    )
     default_handle_seconds: float = setting(
         240.0, "Handle time assumed for the wait estimate before any call has ended."
     )

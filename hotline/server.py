@@ -27,6 +27,7 @@ from hotline.guidance.live import LiveGuidance
 from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
 from hotline.live.context import LiveContext
+from hotline.live.hold import LiveHold
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
@@ -97,6 +98,7 @@ async def start(cfg: Config) -> Running:
     captions.attach(live)
     Monitoring(switchboard).attach(live)
     LiveContext(switchboard).attach(live)
+    LiveHold(switchboard, services.prompts, cfg).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),

@@ -107,6 +107,28 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
         assert problems(agent, **CONSOLE_FLOOR) == []
         screenshot(agent, "console-in-call")
 
+        # Hold (Alt+H): the elder sees and hears "请稍等，客服马上回来"; pictures paused.
+        agent.keyboard.press("Alt+h")
+        agent.wait_for_selector("body[data-phase=held]", timeout=10_000 * SLOW)
+        caller.wait_for_selector("#app[data-hold]", timeout=10_000 * SLOW)
+        assert "请稍等，客服马上回来" in caller.inner_text("#call-note")
+        caller.wait_for_function(
+            """() => { const a = document.getElementById('prompt');
+                return a.src.includes('/') && a.duration > 0.5 && (a.currentTime > 0 || a.ended); }""",
+            timeout=20_000 * SLOW,
+        )  # the prompt was rendered and is playing on the elder's page
+        assert caller.evaluate(
+            "() => window.hotline.stream.getTracks().every(t => !t.enabled)"
+        )  # the elder's picture and voice stay private while on hold
+        assert agent.evaluate("() => window.hotline.stream.getTracks().every(t => !t.enabled)")
+        assert problems(agent, **CONSOLE_FLOOR) == []
+        screenshot(agent, "console-on-hold")
+        screenshot(caller, "caller-on-hold-390")
+        agent.keyboard.press("Alt+h")
+        agent.wait_for_selector("body[data-phase=in_call]", timeout=10_000 * SLOW)
+        caller.wait_for_selector("#app:not([data-hold])", timeout=10_000 * SLOW)
+        assert caller.evaluate("() => window.hotline.stream.getVideoTracks()[0].enabled")
+
         agent.keyboard.press("Alt+x")  # hang up
         agent.wait_for_selector("body[data-phase=wrap_up]", timeout=10_000 * SLOW)
         assert agent.inner_text("#captions") == ""
@@ -140,4 +162,5 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
         assert agent.inner_text("#timers") == ""
         assert agent.locator(".gp-head button").count() == 0
 
-    assert calls_db.get(server.db, call_id)["ended_by"] == "agent"
+    row = calls_db.get(server.db, call_id)
+    assert row["ended_by"] == "agent" and row["hold_seconds"] > 0

@@ -20,7 +20,7 @@ from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
 from hotline.live.server import Context, LiveServer
-from hotline.live.switchboard import CONNECTED, HELD, LiveCall, Switchboard
+from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class LiveCaptions:
         presence = self.sb.agents.get(ctx.agent_id or 0)
         call = self.sb.calls.get(presence.call_id or "") if presence else None
         state = self.calls.get(call.call_id) if call else None
-        if call is None or state is None or call.state not in (CONNECTED, HELD):
+        if call is None or state is None or call.state not in (*LIVE, HELD):
             raise Forbidden("captions need a call in progress", code="not_in_call")
         return call, state
 

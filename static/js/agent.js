@@ -102,6 +102,11 @@ function clearCallView() {
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
 }
+function endHoldView() {
+  setTrackEnabled(state.stream, "audio", !state.muted); setTrackEnabled(state.stream, "video", !state.cameraOff);
+  $("hold").textContent = S["agent.hold"]; $("hold").setAttribute("aria-pressed", "false");
+  $("held-note").hidden = true; delete $("held-note").dataset.reminded;
+}
 function resetControls() {
   state.muted = false; state.cameraOff = false;
   $("mute").textContent = S["agent.mute"]; $("camera").textContent = S["agent.camera_off"];
@@ -166,7 +171,8 @@ async function handle(msg) {
     case "connected": {
       $("ring").hidden = true; stopRingTone();
       if (!msg.rejoined) { clearCallView(); resetControls(); }
-      if (!msg.rejoined || $("timers").dataset.kind !== "talk") timers.start("talk", msg.talk_seconds || 0);
+      if (!msg.rejoined || $("timers").dataset.kind !== "talk") { timers.start("talk", msg.talk_seconds || 0); state.talkSince = performance.now(); }
+      endHoldView();
       state.call = msg;
       setPhase("in_call");
       $("call-title").textContent = fmt(S["agent.in_call"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect) });
@@ -182,6 +188,25 @@ async function handle(msg) {
       document.dispatchEvent(new CustomEvent("hotline:call", { detail: msg }));
       break;
     }
+    case "on_hold":
+      // The caller hears the hold message; our camera and microphone stop going to them (the
+      // tap keeps its cloned track, so captions carry on).
+      setPhase("held");
+      setTrackEnabled(state.stream, "audio", false); setTrackEnabled(state.stream, "video", false);
+      $("hold").textContent = S["agent.resume"]; $("hold").setAttribute("aria-pressed", "true");
+      $("held-note").textContent = S["agent.on_hold"]; $("held-note").hidden = false;
+      timers.start("hold");
+      break;
+    case "hold_reminder":
+      $("held-note").textContent = fmt(S["agent.hold_reminder"], { seconds: msg.seconds });
+      $("held-note").dataset.reminded = "1";
+      break;
+    case "off_hold":
+      setPhase("in_call");
+      endHoldView();
+      $("conn-note").textContent = fmt(S["agent.off_hold"], { seconds: Math.round(msg.held_seconds) });
+      timers.start("talk", (performance.now() - state.talkSince) / 1000);
+      break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "tap_level": {
@@ -257,6 +282,9 @@ $("accept").addEventListener("click", async () => {
   state.ring = null;
 });
 $("decline").addEventListener("click", () => { if (state.ring) live.send({ type: "decline", call_id: state.ring.call_id }); });
+$("hold").addEventListener("click", () => {
+  if (state.call) live.send({ type: state.phase === "held" ? "resume" : "hold", call_id: state.call.call_id });
+});
 $("hangup").addEventListener("click", () => { if (state.call) live.send({ type: "hangup", call_id: state.call.call_id }); });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted; setTrackEnabled(state.stream, "audio", !state.muted);

@@ -122,6 +122,24 @@ async function connectMedia(msg) {
   if (!msg.rejoined) say(boot.prompts.connected);
 }
 
+// On hold (or while being transferred): the message is shown big and spoken in the elder's
+// voice; their camera and microphone stop going to the agent (their picture stays private).
+// The gateway tap has its own cloned track, so captions carry on.
+function startHold(msg) {
+  $("app").dataset.hold = "on";
+  $("call-note").textContent = msg.text || "";
+  say(msg.say);
+  setTrackEnabled(state.stream, "video", false);
+  setTrackEnabled(state.stream, "audio", false);
+}
+function endHold() {
+  if (!$("app").dataset.hold) return;
+  delete $("app").dataset.hold;
+  $("call-note").textContent = "";
+  setTrackEnabled(state.stream, "video", !state.cameraOff);
+  setTrackEnabled(state.stream, "audio", !state.muted);
+}
+
 function closeMedia(stopLocal) {
   if (state.peer) { state.peer.close(); state.peer = null; }
   if (state.tap) { state.tap.close(); state.tap = null; }
@@ -142,16 +160,20 @@ async function handle(msg) {
       show("waiting");
       break;
     case "queue": showQueue(msg); break;
-    case "connected": stopRing(); await connectMedia(msg); break;
+    case "connected": stopRing(); endHold(); await connectMedia(msg); break;
+    case "on_hold": startHold(msg); break;
+    case "off_hold": endHold(); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
+      endHold();
       closeMedia(false);
       show("waiting");
       $("wait-note").textContent = S["caller.requeued"];
       say(boot.prompts.requeued);
       break;
     case "ended":
+      endHold();
       if (guide) { showGuide({ mode: "idle", seq: -1 }); }
       $("agent-captions").textContent = ""; $("agent-captions").hidden = true; $("captions-toggle").hidden = true;
       closeMedia(true);

@@ -51,13 +51,13 @@ export function mountContextCard(container, { strings = {}, dialects = {}, send 
       ? el("ol", { class: "ctx-calls" }, ...card.last_calls.map(pastCall))
       : el("p", { class: "ctx-none" }, C("first_call"));
     const more = el("button", { type: "button", class: "ctx-more", onclick: () => send({ type: "history", call_id: callId }) }, C("full_history"));
-    root.append(
+    root.append(...[
       el("h2", {}, e.name),
       badges,
       el("h3", {}, C("open")), open,
       el("h3", {}, C("last_calls")), calls,
       card.last_calls.length ? more : null,
-      el("div", { class: "ctx-history", id: "ctx-history" }));
+      el("div", { class: "ctx-history", id: "ctx-history" })].filter(Boolean));
     container.replaceChildren(root);
   }
 
