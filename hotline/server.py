@@ -31,6 +31,7 @@ from hotline.live.hold import LiveHold
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
+from hotline.live.transfer import LiveTransfer
 from hotline.privacy import MaskingFilter
 from hotline.web import create_app
 
@@ -99,6 +100,8 @@ async def start(cfg: Config) -> Running:
     Monitoring(switchboard).attach(live)
     LiveContext(switchboard).attach(live)
     LiveHold(switchboard, services.prompts, cfg).attach(live)
+    dialect_ids = set(services.registry.dialects)
+    LiveTransfer(switchboard, services.prompts, cfg, dialect_ids).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),

@@ -22,3 +22,8 @@ def transferred(
         (to_agent, call_id),
     )
     calls_db.event(db, call_id, "transfer_done", detail, at=at)
+
+
+def transfer_abandoned(db: Database, call_id: str, why: str, at: float) -> None:
+    """A transfer still ringing when the call ended or a party dropped."""
+    calls_db.event(db, call_id, "transfer_failed", {"reason": why}, at=at)

@@ -17,7 +17,7 @@ from hotline.db import Database, audit
 from hotline.db import history as history_db
 from hotline.errors import Forbidden
 from hotline.live.server import Context, LiveServer
-from hotline.live.switchboard import RINGING, LiveCall, Switchboard
+from hotline.live.switchboard import LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,11 @@ class LiveContext:
         live.route("agent", "history", CALL_ID, self._history)
 
     def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "ring" and call.agent_id is not None:
-            self.latest[call.agent_id] = (call.call_id, call.elder.id if call.elder else None)
-            task = asyncio.get_running_loop().create_task(self._send_card(call, call.agent_id))
+        # A ring, or a transfer ringing its target (who is not the call's agent yet).
+        target = call.agent_id if event == "ring" else extra.get("agent_id")
+        if event in ("ring", "transfer_ring") and isinstance(target, int):
+            self.latest[target] = (call.call_id, call.elder.id if call.elder else None)
+            task = asyncio.get_running_loop().create_task(self._send_card(call, target))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -74,8 +76,9 @@ class LiveContext:
             card = await asyncio.to_thread(
                 read_card, self.sb.db, call.elder, call.call_id, time.time()
             )
-            if call.agent_id == agent_id and call.state != "ended":
-                self.sb._send_agent(
+            presence = self.sb.agents.get(agent_id)
+            if presence is not None and presence.call_id == call.call_id and call.state != "ended":
+                self.sb.send_agent(
                     agent_id, {"type": "context", "call_id": call.call_id, "card": card}
                 )
         except Exception:
@@ -89,9 +92,6 @@ class LiveContext:
         if presence is None or latest is None or latest[0] != msg["call_id"]:
             raise Forbidden("only the agent of this call may read its caller's history")
         if presence.call_id != msg["call_id"]:
-            raise Forbidden("only the agent of this call may read its caller's history")
-        call = self.sb.calls.get(msg["call_id"])
-        if call is not None and call.state == RINGING and call.agent_id != agent_id:
             raise Forbidden("only the agent of this call may read its caller's history")
         elder_id = latest[1]
         calls: list[dict[str, Any]] = []

@@ -945,6 +945,10 @@ class Switchboard:
         self._store_later(calls_db.event, call.call_id, event, detail)
         self._notify(event, call, detail)
 
+    def notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
+        """Tell the listeners (captions, guidance, context, ...) about a call event."""
+        self._notify(event, call, extra)
+
     def send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
         """Send to an agent's console if it is connected."""
         self._send_agent(agent_id, message)

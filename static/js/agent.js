@@ -5,6 +5,7 @@ import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
 import { mountCallbacksPanel } from "./callbacks-panel.js";
 import { mountWrapup } from "./wrapup.js";
 import { mountContextCard } from "./context-card.js";
+import { mountTransferPanel } from "./transfer-panel.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -98,6 +99,7 @@ function clearCallView() {
   $("caption-dialect").disabled = true; $("caller-captions").disabled = true; $("caller-captions").checked = false;
   $("tap-level").value = 0; $("tap-label").textContent = S["agent.gateway_none"];
   $("held-note").hidden = true;
+  $("transfer-note").hidden = true; $("transfer-note").textContent = "";
   state.levels = null; state.fraud = false;
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
@@ -161,6 +163,8 @@ async function handle(msg) {
       setPhase("ringing");
       $("ring").hidden = false;
       $("ring-text").textContent = fmt(S["agent.ringing"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect), seconds: Math.round(msg.waited_seconds) });
+      $("ring-transfer").hidden = msg.kind !== "transfer";
+      if (msg.kind === "transfer") $("ring-transfer").textContent = msg.transfer.note ? fmt(S["transfer.ring_note"], { from: msg.transfer.from, note: msg.transfer.note }) : fmt(S["transfer.ring_from"], { from: msg.transfer.from });
       timers.start("wait", msg.waited_seconds || 0);
       startRingTone();
       document.dispatchEvent(new CustomEvent("hotline:ring", { detail: msg }));
@@ -263,8 +267,41 @@ async function handle(msg) {
       $("caller-captions").disabled = false;
       break;
     case "error":
-      $("conn-note").textContent = msg.detail || msg.code;
+      $("conn-note").textContent = S[`transfer.error.${msg.code}`] || msg.detail || msg.code;
       if (msg.code === "replaced") live.stop();
+      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
+      break;
+    case "transfer_started":
+      setPhase("transferring");
+      setTrackEnabled(state.stream, "audio", false); setTrackEnabled(state.stream, "video", false);
+      $("held-note").textContent = fmt(S["transfer.ringing"], { name: msg.to_name }); $("held-note").hidden = false;
+      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
+      break;
+    case "transfer_failed":
+      setPhase("in_call");
+      endHoldView();
+      $("conn-note").textContent = fmt(S["transfer.failed"], { reason: S[`transfer.reason.${msg.reason}`] || msg.reason });
+      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
+      break;
+    case "transferred":
+      // Cold transfer answered: the call is the colleague's now (they write the wrap-up).
+      endMedia(); stopCamera(); clearCallView(); transfer.close();
+      $("call-title").textContent = fmt(S["transfer.done"], { name: msg.to_name });
+      timers.start("wrap");
+      state.call = null;
+      setPhase("wrap_up");
+      break;
+    case "transfer_note":
+      $("transfer-note").textContent = fmt(S["transfer.note_banner"], { from: msg.from, note: msg.note || "—" });
+      $("transfer-note").hidden = false;
+      break;
+    case "captions_so_far":
+      if (msg.lines.length) {
+        const box = $("captions");
+        const head = document.createElement("p"); head.className = "cap cap-before"; head.textContent = S["transfer.captions_before"];
+        const lines = msg.lines.map((l) => { const p = document.createElement("p"); p.className = `cap cap-final cap-${l.speaker}`; p.textContent = (l.speaker === "agent" ? S["agent.me"] + "：" : "") + l.text; return p; });
+        box.prepend(head, ...lines);
+      }
       break;
     default:
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
@@ -278,10 +315,11 @@ $("preview").addEventListener("click", togglePreview);
 $("accept").addEventListener("click", async () => {
   if (!state.ring) return;
   try { await ensureMedia(); } catch (e) { $("conn-note").textContent = String(e); }
-  live.send({ type: "accept", call_id: state.ring.call_id });
+  live.send({ type: state.ring.kind === "transfer" ? "accept_transfer" : "accept", call_id: state.ring.call_id });
   state.ring = null;
 });
-$("decline").addEventListener("click", () => { if (state.ring) live.send({ type: "decline", call_id: state.ring.call_id }); });
+$("decline").addEventListener("click", () => { if (state.ring) live.send({ type: state.ring.kind === "transfer" ? "decline_transfer" : "decline", call_id: state.ring.call_id }); });
+$("transfer-open").addEventListener("click", () => transfer.open());
 $("hold").addEventListener("click", () => {
   if (state.call) live.send({ type: state.phase === "held" ? "resume" : "hold", call_id: state.call.call_id });
 });
@@ -393,6 +431,7 @@ function showWrapup(msg) {
 }
 
 state.context = mountContextCard($("context"), { strings: { ...S, ...boot.topic_strings }, dialects: boot.dialects, send: (m) => live.send(m) });
+const transfer = mountTransferPanel($("transfer"), { strings: S, dialects: boot.dialects, send: (m) => live.send(m), callId: () => state.call && state.call.call_id });
 const guidance = mountGuidancePanel($("guidance"), { send: (m) => live.send(m), strings: S, lang: boot.lang });
 state.guidance = guidance;
 

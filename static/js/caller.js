@@ -163,6 +163,7 @@ async function handle(msg) {
     case "connected": stopRing(); endHold(); await connectMedia(msg); break;
     case "on_hold": startHold(msg); break;
     case "off_hold": endHold(); break;
+    case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
