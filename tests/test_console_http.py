@@ -107,3 +107,26 @@ def test_call_page_shows_words_not_codes(app: Flask, services: Services) -> None
     for code in ("solved", "elder", "completed", "(agent)", "agent_dropped"):
         assert code not in text, code
     assert "解决了" in text and "客服挂断" in text and "客服掉线" in text
+
+
+def test_reports_count_transfers_and_hold_time(app: Flask, services: Services) -> None:
+    from hotline.db import call_flow
+
+    db = services.db
+    mei = agents_db.by_username(db, "mei")
+    boss = agents_db.by_username(db, "boss")
+    t0 = time.time() - 600
+    calls_db.create(db, "t1", elder_id=None, dialect="cmn", kind="inbound", arrived_at=t0)
+    calls_db.answered(db, "t1", boss.id, t0 + 5)
+    call_flow.add_hold(db, "t1", 42.0)
+    call_flow.transferred(db, "t1", {"from": boss.id, "to": mei.id}, mei.id, t0 + 60)
+    calls_db.ended(db, "t1", outcome="completed", ended_by="agent", at=t0 + 120)
+    client = app.test_client()
+    sign_in(client, "boss")
+    html = client.get("/admin/reports").get_data(as_text=True)
+    assert "30 天内转接 1 次" in html
+    row = re.search(r"<tr><td>Mei</td>.*?</tr>", html)
+    assert row is not None and "<td>42</td><td>1</td>" in row.group(0)
+    events = [e["kind"] for e in calls_db.events(db, "t1")]
+    assert "transfer_done" in events
+    assert calls_db.get(db, "t1")["agent_id"] == mei.id
