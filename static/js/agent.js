@@ -163,6 +163,7 @@ async function handle(msg) {
       setPhase("ringing");
       $("ring").hidden = false;
       $("ring-text").textContent = fmt(S["agent.ringing"], { elder: msg.elder || S["agent.anonymous"], dialect: dialectName(msg.dialect), seconds: Math.round(msg.waited_seconds) });
+      $("call-title").textContent = "";
       $("ring-transfer").hidden = msg.kind !== "transfer";
       if (msg.kind === "transfer") $("ring-transfer").textContent = msg.transfer.note ? fmt(S["transfer.ring_note"], { from: msg.transfer.from, note: msg.transfer.note }) : fmt(S["transfer.ring_from"], { from: msg.transfer.from });
       timers.start("wait", msg.waited_seconds || 0);
