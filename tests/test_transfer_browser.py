@@ -1,6 +1,7 @@
-"""A cold transfer in three real chromiums (elder, first agent, second agent): the note and
-the captions so far arrive at the second agent, live captions keep coming to them, and the
-elder is put through without leaving their page."""
+"""A warm transfer in three real chromiums (elder, first agent, second agent): the agents
+see and hear each other while the elder waits, the note and the captions so far arrive at
+the second agent, live captions keep coming to them, and the elder is put through without
+leaving their page (a browser mesh: the server decodes no video)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from tests.a11y import problems
 from tests.asr_helpers import make_speech_wav
-from tests.browser import browser, login, place_call, screenshot
+from tests.browser import REMOTE_ENERGY_JS, browser, login, place_call, screenshot
 from tests.support import SLOW, ServerThread, test_config
 
 pytestmark = pytest.mark.browser
 
 CONSOLE_FLOOR = {"min_text": 16, "min_target": 32, "min_contrast": 4.5}
+# What one agent hears of the other on their consultation connection.
+CONSULT_ENERGY_JS = REMOTE_ENERGY_JS.replace("window.hotline.peer", "window.hotline.consult")
 
 
-def test_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) -> None:
+def test_warm_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     speech = make_speech_wav("주문을 찾을 수 없어요 환불을 받고 싶어요", tmp_path / "s.wav")
@@ -56,6 +59,7 @@ def test_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) -> No
             )
             first.select_option("#transfer-target", f"agent:{lee.id}")
             first.fill("#transfer-note-input", "退款找不到订单，她说韩语")
+            first.select_option("#transfer-mode", "warm")
             screenshot(first, "console-transfer-panel")
             first.click("#transfer-send")
             first.wait_for_selector("body[data-phase=transferring]", timeout=10_000 * SLOW)
@@ -70,6 +74,21 @@ def test_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) -> No
             assert problems(second, **CONSOLE_FLOOR) == []
             screenshot(second, "console-transfer-ring")
             second.click("#accept")
+
+            # Warm: the two agents talk first (their own connection), the elder waits.
+            first.wait_for_selector("#consult-box:not([hidden])", timeout=10_000 * SLOW)
+            second.wait_for_selector("body[data-phase=consulting]", timeout=10_000 * SLOW)
+            for page in (first, second):
+                page.wait_for_function(
+                    "() => window.hotline.consult && window.hotline.consult.remote"
+                    " && window.hotline.consult.remote.getVideoTracks().length > 0",
+                    timeout=20_000 * SLOW,
+                )
+                energy = page.evaluate(CONSULT_ENERGY_JS)
+                assert energy > 0.001, energy
+            assert caller.is_visible("#app[data-hold]")
+            screenshot(first, "console-consulting")
+            first.click("#complete-transfer")
 
             first.wait_for_selector("body[data-phase=wrap_up]", timeout=10_000 * SLOW)
             assert "小李" in first.inner_text("#call-title")

@@ -258,3 +258,96 @@ def test_pick_rules() -> None:
             assert exc.code == code
         else:
             raise AssertionError(code)
+
+
+def test_warm_transfer_agents_talk_first(server: ServerThread) -> None:
+    first, second, other = add_agent(server), add_agent(server), add_agent(server)
+    link = add_link(server)
+    offer = {"kind": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 x\r\n"}
+
+    async def scenario() -> str:
+        a = await open_agent(server, first)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, a)
+        b = await open_agent(server, second)
+        o = await open_agent(server, other, available=False)
+        await a.send({"type": "complete_transfer", "call_id": call_id})
+        await a.expect("error", code="not_consulting")
+        await a.send(
+            {
+                "type": "transfer",
+                "call_id": call_id,
+                "to": "agent",
+                "agent_id": second,
+                "note": "她要退款",
+                "mode": "warm",
+            }
+        )
+        ring = await b.expect("ring", call_id=call_id)
+        assert ring["transfer"]["mode"] == "warm"
+        await a.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        await a.expect("error", code="not_consulting")  # not before the target answers
+        await b.send({"type": "accept_transfer", "call_id": call_id})
+        mine = await a.expect("consult", call_id=call_id)
+        theirs = await b.expect("consult", call_id=call_id)
+        assert (mine["role"], theirs["role"]) == ("offerer", "answerer")
+        assert theirs["note"] == "她要退款"
+        await receive(b, "status", status="in_call")
+        assert state_of(server, call_id) == "transferring"  # the elder still waits
+        # The agents' own connection: relayed between the two of them only.
+        await a.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        got = await b.expect("consult_signal", call_id=call_id)
+        assert got["data"]["kind"] == "offer"
+        await o.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        await o.expect("error", code="not_your_call")
+        await a.send({"type": "consult_signal", "call_id": call_id, "data": {"sdp": "nope"}})
+        await a.expect("error", code="bad_sdp")
+        await b.send({"type": "complete_transfer", "call_id": call_id})
+        await b.expect("error", code="not_your_call")  # only the first agent hands over
+        await b.send({"type": "accept_transfer", "call_id": call_id})
+        await b.expect("error", code="not_ringing")
+        await quiet(caller, "connected", 0.2)
+        await a.send({"type": "complete_transfer", "call_id": call_id})
+        await a.expect("transferred", call_id=call_id)
+        await caller.expect("connected", call_id=call_id)
+        await b.expect("connected", call_id=call_id)
+        await b.expect("transfer_note", call_id=call_id)
+        await b.expect("captions_so_far", call_id=call_id)
+        return call_id
+
+    call_id = run(scenario())
+    kinds = [e["kind"] for e in calls_db.events(server.db, call_id)]
+    assert kinds.index("transfer") < kinds.index("consult") < kinds.index("transfer_done")
+
+
+def test_warm_transfer_cancelled_during_the_consultation(server: ServerThread) -> None:
+    first, second = add_agent(server), add_agent(server)
+    link = add_link(server)
+
+    async def scenario() -> None:
+        a = await open_agent(server, first)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, a)
+        b = await open_agent(server, second)
+        await a.send(
+            {
+                "type": "transfer",
+                "call_id": call_id,
+                "to": "agent",
+                "agent_id": second,
+                "mode": "warm",
+            }
+        )
+        await b.expect("ring", call_id=call_id)
+        await b.send({"type": "accept_transfer", "call_id": call_id})
+        await a.expect("consult", call_id=call_id)
+        await b.send({"type": "decline_transfer", "call_id": call_id})
+        await b.expect("consult_ended", call_id=call_id)
+        assert (await a.expect("transfer_failed", call_id=call_id))["reason"] == "declined"
+        await caller.expect("transfer_failed", call_id=call_id)
+        await receive(b, "status", status="available")
+        assert state_of(server, call_id) == "connected"
+        await a.send({"type": "transfer", "call_id": call_id, "to": "supervisor", "mode": "hot"})
+        await a.expect("error", code="bad_field")
+
+    run(scenario())

@@ -27,3 +27,8 @@ def transferred(
 def transfer_abandoned(db: Database, call_id: str, why: str, at: float) -> None:
     """A transfer still ringing when the call ended or a party dropped."""
     calls_db.event(db, call_id, "transfer_failed", {"reason": why}, at=at)
+
+
+def consult_started(db: Database, call_id: str, to_agent: int, at: float) -> None:
+    """Warm transfer: the target answered and talks with the first agent (elder on hold)."""
+    calls_db.event(db, call_id, "consult", {"to": to_agent}, at=at)

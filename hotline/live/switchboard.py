@@ -957,10 +957,11 @@ class Switchboard:
         """Queue a write on the single writer (in order with the call's other writes)."""
         self._store_later(fn, *args, **kwargs)
 
-    def reserve_agent(self, presence: Presence, call: LiveCall) -> None:
-        """A transfer rings this (available) agent: they are not routed other callers."""
+    def reserve_agent(self, presence: Presence, call: LiveCall, *, in_call: bool = False) -> None:
+        """A transfer rings this (available) agent, or they talk with its first agent
+        (`in_call`): either way they are not routed other callers."""
         presence.call_id = call.call_id
-        self._set_agent_status(presence, routing.RINGING)
+        self._set_agent_status(presence, routing.IN_CALL if in_call else routing.RINGING)
 
     def release_agent(self, presence: Presence) -> None:
         """A transfer ring ended without an answer: the agent is free again."""

@@ -8,6 +8,11 @@ target gets the context card, the note and the captions so far). A decline, no a
 `ring_timeout_seconds`, a cancel, or the target vanishing returns the call to the first
 agent (CONNECTED) and the elder is told so in their voice. Every transfer and its result is
 on the call's timeline; answered ones count in `calls.transfers`.
+
+Warm transfer (`mode: "warm"`): when the target answers, the two agents first talk on their
+own browser-to-browser connection (`consult_signal`; a mesh: the server relays SDP only)
+while the elder stays on hold; the first agent then completes the transfer (the same
+hand-over as a cold one) or cancels it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from hotline.config import Config
 from hotline.db import agents as agents_db
 from hotline.db import audit, call_flow
 from hotline.db import transcripts as transcripts_db
-from hotline.errors import Conflict
+from hotline.errors import BadMessage, Conflict, Forbidden
 from hotline.i18n import t
+from hotline.live.messages import check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import (
     CONNECTED,
@@ -45,6 +51,11 @@ TRANSFER: dict[str, tuple[type | tuple[type, ...], bool, int]] = {
     "agent_id": (int, False, 0),
     "dialect": (str, False, 16),
     "note": (str, False, rules.NOTE_MAX),
+    "mode": (str, False, 8),
+}
+CONSULT_SIGNAL: dict[str, tuple[type, bool, int]] = {
+    "call_id": (str, True, 64),
+    "data": (dict, True, 0),
 }
 CALL_ID: dict[str, tuple[type, bool, int]] = {"call_id": (str, True, 64)}
 SAY_TRANSFERRING = "transfer.say_transferring"
@@ -59,6 +70,8 @@ class Pending:
     kind: str
     note: str
     started_at: float
+    mode: str = rules.COLD
+    consulting: bool = False  # warm: the target answered, the two agents are talking
     timer: asyncio.TimerHandle | None = None
 
 
@@ -81,6 +94,8 @@ class LiveTransfer:
         live.route("agent", "accept_transfer", CALL_ID, self._accept)
         live.route("agent", "decline_transfer", CALL_ID, self._decline)
         live.route("agent", "transfer_targets", {}, self._targets)
+        live.route("agent", "consult_signal", CONSULT_SIGNAL, self._consult_signal)
+        live.route("agent", "complete_transfer", CALL_ID, self._complete)
 
     def _targets(self, ctx: Context, msg: dict[str, Any]) -> None:
         """Who is on duty now, for the console's transfer picker (names, dialects, status)."""
@@ -109,6 +124,9 @@ class LiveTransfer:
             raise Conflict("a transfer of this call is already ringing", code="transfer_pending")
         if call.state not in (CONNECTED, ON_HOLD):
             raise Conflict("only a call in progress can be transferred", code="not_connected")
+        mode = msg.get("mode") or rules.COLD
+        if mode not in (rules.COLD, rules.WARM):
+            raise BadMessage("mode must be cold or warm", code="bad_field")
         target = rules.parse_target(
             msg["to"], msg.get("agent_id"), msg.get("dialect"), self.dialects
         )
@@ -125,16 +143,25 @@ class LiveTransfer:
         if call.state not in (CONNECTED, ON_HOLD) or call.call_id in self.pending:
             raise Conflict("the call changed; try again", code="not_connected")
         presence = self.sb.agents[chosen.agent_id]
-        self._start(call, ctx, presence, target, (msg.get("note") or "").strip())
+        self._start(call, ctx, presence, target, (msg.get("note") or "").strip(), mode)
 
     def _start(
-        self, call: LiveCall, ctx: Context, to: Presence, target: rules.Target, note: str
+        self,
+        call: LiveCall,
+        ctx: Context,
+        to: Presence,
+        target: rules.Target,
+        note: str,
+        mode: str,
     ) -> None:
         me = ctx.agent_id or 0
         note = mask_text(note)
-        pending = Pending(call.call_id, me, to.agent.id, target.kind, note, time.monotonic())
+        pending = Pending(
+            call.call_id, me, to.agent.id, target.kind, note, time.monotonic(), mode=mode
+        )
         self.pending[call.call_id] = pending
         detail = {"from": me, "to": to.agent.id, "to_kind": target.kind, "note": note}
+        detail["mode"] = mode
         if target.dialect:
             detail["dialect"] = target.dialect
         self.sb.change_state(call, TRANSFERRING, "transfer", detail)
@@ -149,7 +176,12 @@ class LiveTransfer:
                 "waited_seconds": round(self.sb.clock() - call.arrived_at, 1),
                 "timeout_seconds": self.cfg.ring_timeout_seconds,
                 "kind": "transfer",
-                "transfer": {"from": me_name, "to_kind": target.kind, "note": note},
+                "transfer": {
+                    "from": me_name,
+                    "to_kind": target.kind,
+                    "note": note,
+                    "mode": mode,
+                },
             }
         )
         self.sb.notify("transfer_ring", call, {"agent_id": to.agent.id})
@@ -163,6 +195,7 @@ class LiveTransfer:
                 "call_id": call.call_id,
                 "to_name": to.agent.display_name,
                 "to_kind": target.kind,
+                "mode": mode,
                 "timeout_seconds": self.cfg.ring_timeout_seconds,
             }
         )
@@ -184,8 +217,76 @@ class LiveTransfer:
     async def _accept(self, ctx: Context, msg: dict[str, Any]) -> None:
         call, pending = self._mine(ctx, msg["call_id"])
         presence = self.sb.agents.get(ctx.agent_id or 0)
-        if presence is None:
+        if presence is None or pending.consulting:
             raise Conflict("this transfer is not ringing you", code="not_ringing")
+        if pending.mode == rules.WARM:
+            self._consult(call, pending, presence)
+            return
+        await self._hand_over(ctx, call, pending, presence)
+
+    def _consult(self, call: LiveCall, pending: Pending, to: Presence) -> None:
+        """Warm: the target answered; the two agents talk first (the elder stays on hold)."""
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+        pending.consulting = True
+        self.sb.reserve_agent(to, call, in_call=True)
+        self.sb.store_later(call_flow.consult_started, call.call_id, to.agent.id, self.sb.clock())
+        ice = self.sb.ice_servers()
+        first_name = self._name(pending.from_agent)
+        self.sb.send_agent(
+            pending.from_agent,
+            {
+                "type": "consult",
+                "call_id": call.call_id,
+                "role": "offerer",
+                "with": to.agent.display_name,
+                "ice_servers": ice,
+            },
+        )
+        to.conn.send(
+            {
+                "type": "consult",
+                "call_id": call.call_id,
+                "role": "answerer",
+                "with": first_name,
+                "note": pending.note,
+                "ice_servers": ice,
+            }
+        )
+
+    def _consult_signal(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """SDP and ICE between the two agents of a warm transfer, and nobody else."""
+        pending = self.pending.get(msg["call_id"])
+        if pending is None or not pending.consulting:
+            raise Conflict("no consultation of this call is going on", code="not_consulting")
+        me = ctx.agent_id or 0
+        if me not in (pending.from_agent, pending.to_agent):
+            raise Forbidden("you are not part of this consultation", code="not_your_call")
+        data = check_signal_data(msg["data"])
+        other = pending.to_agent if me == pending.from_agent else pending.from_agent
+        self.sb.send_agent(
+            other, {"type": "consult_signal", "call_id": pending.call_id, "data": data}
+        )
+
+    async def _complete(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """Warm: the first agent hands the call to the colleague they have been talking to."""
+        call = self.sb.agents_call(ctx.agent_id or 0, msg["call_id"])
+        pending = self.pending.get(call.call_id)
+        if pending is None or not pending.consulting:
+            raise Conflict("no consultation of this call is going on", code="not_consulting")
+        to = self.sb.agents.get(pending.to_agent)
+        if to is None:
+            self._fail(call, "target_gone")
+            raise Conflict("your colleague is gone; the call stays with you", code="target_gone")
+        await self._hand_over(self._ctx_of(to), call, pending, to)
+
+    def _ctx_of(self, presence: Presence) -> Context:
+        return Context(presence.conn, "agent", presence.agent.id)
+
+    async def _hand_over(
+        self, ctx: Context, call: LiveCall, pending: Pending, presence: Presence
+    ) -> None:
         self._forget(pending)
         prior = self.sb.hand_over(call, presence)
         detail = {
@@ -193,6 +294,7 @@ class LiveTransfer:
             "to": presence.agent.id,
             "to_kind": pending.kind,
             "note": pending.note,
+            "mode": pending.mode,
             "ring_seconds": round(time.monotonic() - pending.started_at, 1),
         }
         self.sb.store_later(
@@ -276,7 +378,8 @@ class LiveTransfer:
     def _release_target(self, pending: Pending) -> None:
         to = self.sb.agents.get(pending.to_agent)
         if to is not None:
-            to.conn.send({"type": "ring_cancelled", "call_id": pending.call_id})
+            kind = "consult_ended" if pending.consulting else "ring_cancelled"
+            to.conn.send({"type": kind, "call_id": pending.call_id})
             if to.call_id == pending.call_id:
                 self.sb.release_agent(to)
 

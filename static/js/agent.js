@@ -104,6 +104,47 @@ function clearCallView() {
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
 }
+// Warm transfer: the two agents talk on their own connection before the hand-over. The
+// first agent's tracks to the elder are paused, so the consultation gets enabled clones.
+async function startConsult(msg) {
+  const first = msg.role === "offerer";
+  let stream;
+  if (first) {
+    stream = state.stream ? state.stream.clone() : await ensureMedia();
+    for (const t of stream.getTracks()) t.enabled = true;
+  } else {
+    stream = await ensureMedia();
+    $("ring").hidden = true; stopRingTone(); state.ring = null; timers.start("talk");
+    setPhase("consulting");
+    $("call-title").textContent = fmt(S["transfer.consulting_with"], { name: msg.with });
+    if (msg.note) { $("transfer-note").textContent = fmt(S["transfer.note_banner"], { from: msg.with, note: msg.note }); $("transfer-note").hidden = false; }
+  }
+  endConsult();
+  state.consultStream = first ? stream : null;
+  state.consult = new PeerCall({
+    role: msg.role, iceServers: msg.ice_servers, stream,
+    remoteVideo: first ? $("consult-video") : $("remote"), remoteAudio: first ? $("consult-audio") : $("remote-audio"),
+    send: (data) => live.send({ type: "consult_signal", call_id: msg.call_id, data }),
+  });
+  state.consultCallId = msg.call_id;
+  state.consultFirst = first;
+  $("consult-box").hidden = false;
+  $("complete-transfer").hidden = !first;
+  $("consult-video").hidden = !first;
+  $("consult-title").textContent = fmt(S["transfer.consulting_with"], { name: msg.with });
+  if (first) {
+    $("consult-title").textContent = fmt(S["transfer.consulting_with"], { name: msg.with });
+    $("held-note").textContent = fmt(S["transfer.consulting_with"], { name: msg.with });
+    await state.consult.start();
+  }
+}
+function endConsult() {
+  if (state.consult) { state.consult.close(); state.consult = null; }
+  if (state.consultStream) { for (const t of state.consultStream.getTracks()) t.stop(); state.consultStream = null; }
+  $("consult-box").hidden = true;
+  $("consult-video").srcObject = null;
+}
+
 function endHoldView() {
   setTrackEnabled(state.stream, "audio", !state.muted); setTrackEnabled(state.stream, "video", !state.cameraOff);
   $("hold").textContent = S["agent.hold"]; $("hold").setAttribute("aria-pressed", "false");
@@ -174,7 +215,7 @@ async function handle(msg) {
       if (state.ring && state.ring.call_id === msg.call_id) { state.ring = null; $("ring").hidden = true; stopRingTone(); clearAll(); setPhase("idle"); }
       break;
     case "connected": {
-      $("ring").hidden = true; stopRingTone();
+      $("ring").hidden = true; stopRingTone(); endConsult();
       if (!msg.rejoined) { clearCallView(); resetControls(); }
       if (!msg.rejoined || $("timers").dataset.kind !== "talk") { timers.start("talk", msg.talk_seconds || 0); state.talkSince = performance.now(); }
       endHoldView();
@@ -279,14 +320,22 @@ async function handle(msg) {
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
       break;
     case "transfer_failed":
+      endConsult();
       setPhase("in_call");
       endHoldView();
       $("conn-note").textContent = fmt(S["transfer.failed"], { reason: S[`transfer.reason.${msg.reason}`] || msg.reason });
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
       break;
+    case "consult": if (msg.role === "offerer") transfer.close(); startConsult(msg); break;
+    case "consult_signal": if (state.consult) await state.consult.signal(msg.data); break;
+    case "consult_ended":
+      endConsult();
+      if (state.phase === "consulting") { stopCamera(); clearAll(); setPhase("idle"); }
+      break;
     case "transferred":
-      // Cold transfer answered: the call is the colleague's now (they write the wrap-up).
-      endMedia(); stopCamera(); clearCallView(); transfer.close();
+      // The transfer was answered (or, warm, completed): the call is the colleague's now
+      // (they write the wrap-up).
+      endConsult(); endMedia(); stopCamera(); clearCallView(); transfer.close();
       $("call-title").textContent = fmt(S["transfer.done"], { name: msg.to_name });
       timers.start("wrap");
       state.call = null;
@@ -321,6 +370,8 @@ $("accept").addEventListener("click", async () => {
 });
 $("decline").addEventListener("click", () => { if (state.ring) live.send({ type: state.ring.kind === "transfer" ? "decline_transfer" : "decline", call_id: state.ring.call_id }); });
 $("transfer-open").addEventListener("click", () => transfer.open());
+$("complete-transfer").addEventListener("click", () => { if (state.consultCallId) live.send({ type: "complete_transfer", call_id: state.consultCallId }); });
+$("cancel-consult").addEventListener("click", () => { if (state.consultCallId) live.send({ type: state.consultFirst ? "cancel_transfer" : "decline_transfer", call_id: state.consultCallId }); });
 $("hold").addEventListener("click", () => {
   if (state.call) live.send({ type: state.phase === "held" ? "resume" : "hold", call_id: state.call.call_id });
 });

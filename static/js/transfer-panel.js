@@ -19,16 +19,19 @@ export function mountTransferPanel(container, { strings = {}, dialects = {}, sen
     const firstFree = [...choice.options].find((o) => !o.disabled);
     if (firstFree) firstFree.selected = true;
     const note = el("textarea", { name: "note", rows: 2, maxlength: 500, id: "transfer-note-input" });
+    const mode = el("select", { name: "mode", id: "transfer-mode", "aria-label": T("mode") },
+      el("option", { value: "cold" }, T("mode_cold")), el("option", { value: "warm" }, T("mode_warm")));
     const form = el("form", { class: "transfer-form", onsubmit: (ev) => {
       ev.preventDefault();
       const [kind, value] = choice.value.split(":");
-      const msg = { type: "transfer", call_id: callId(), to: kind, note: note.value };
+      const msg = { type: "transfer", call_id: callId(), to: kind, note: note.value, mode: mode.value };
       if (kind === "agent") msg.agent_id = Number(value);
       if (kind === "dialect") msg.dialect = value;
       send(msg);
     } },
       el("h2", {}, T("title")),
       el("label", { class: "wu-field" }, T("to"), choice),
+      el("label", { class: "wu-field" }, T("mode"), mode),
       el("label", { class: "wu-field" }, T("note"), note),
       el("div", { class: "wu-actions" },
         el("button", { type: "submit", class: "go", id: "transfer-send" }, T("send")),
