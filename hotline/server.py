@@ -27,6 +27,7 @@ from hotline.guidance.live import LiveGuidance
 from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
 from hotline.live.context import LiveContext
+from hotline.live.family import LiveFamily
 from hotline.live.hold import LiveHold
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
@@ -102,6 +103,7 @@ async def start(cfg: Config) -> Running:
     LiveHold(switchboard, services.prompts, cfg).attach(live)
     dialect_ids = set(services.registry.dialects)
     LiveTransfer(switchboard, services.prompts, cfg, dialect_ids).attach(live)
+    LiveFamily(switchboard, cfg).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),

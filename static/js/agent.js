@@ -69,7 +69,7 @@ function endMedia() {
   if (state.tap) { state.tap.close(); state.tap = null; }
   for (const b of CALL_BUTTONS) $(b).disabled = true;
 }
-const CALL_BUTTONS = ["mute", "camera", "hold", "transfer-open", "hangup"];
+const CALL_BUTTONS = ["mute", "camera", "hold", "transfer-open", "family-invite", "hangup"];
 
 // Between calls the camera and microphone are released (the light goes off); the preview
 // button shows the camera on demand.
@@ -100,6 +100,7 @@ function clearCallView() {
   $("tap-level").value = 0; $("tap-label").textContent = S["agent.gateway_none"];
   $("held-note").hidden = true;
   $("transfer-note").hidden = true; $("transfer-note").textContent = "";
+  endFamily(); $("family-box").hidden = true; $("family-url").value = "";
   state.levels = null; state.fraud = false;
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
@@ -137,6 +138,10 @@ async function startConsult(msg) {
     $("held-note").textContent = fmt(S["transfer.consulting_with"], { name: msg.with });
     await state.consult.start();
   }
+}
+function endFamily() {
+  if (state.family) { state.family.close(); state.family = null; }
+  $("family-video").hidden = true; $("family-video").srcObject = null; $("family-url").hidden = false;
 }
 function endConsult() {
   if (state.consult) { state.consult.close(); state.consult = null; }
@@ -326,6 +331,25 @@ async function handle(msg) {
       $("conn-note").textContent = fmt(S["transfer.failed"], { reason: S[`transfer.reason.${msg.reason}`] || msg.reason });
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
       break;
+    case "family_link":
+      $("family-box").hidden = false;
+      $("family-status").textContent = S["agent.family_link"];
+      $("family-url").value = msg.url;
+      $("family-url").select();
+      break;
+    case "family_joined": {
+      endFamily();
+      const stream = await ensureMedia();
+      state.family = new PeerCall({
+        role: "answerer", iceServers: state.iceServers, stream, remoteVideo: $("family-video"), remoteAudio: $("family-audio"),
+        send: (data) => live.send({ type: "family_signal", data }),
+      });
+      $("family-box").hidden = false; $("family-video").hidden = false;
+      $("family-status").textContent = S["agent.family_joined"]; $("family-url").hidden = true;
+      break;
+    }
+    case "family_signal": if (state.family) await state.family.signal(msg.data); break;
+    case "family_left": endFamily(); $("family-box").hidden = false; $("family-status").textContent = S["agent.family_left"]; break;
     case "consult": if (msg.role === "offerer") transfer.close(); startConsult(msg); break;
     case "consult_signal": if (state.consult) await state.consult.signal(msg.data); break;
     case "consult_ended":
@@ -370,6 +394,7 @@ $("accept").addEventListener("click", async () => {
 });
 $("decline").addEventListener("click", () => { if (state.ring) live.send({ type: state.ring.kind === "transfer" ? "decline_transfer" : "decline", call_id: state.ring.call_id }); });
 $("transfer-open").addEventListener("click", () => transfer.open());
+$("family-invite").addEventListener("click", () => { if (state.call) live.send({ type: "family_link", call_id: state.call.call_id }); });
 $("complete-transfer").addEventListener("click", () => { if (state.consultCallId) live.send({ type: "complete_transfer", call_id: state.consultCallId }); });
 $("cancel-consult").addEventListener("click", () => { if (state.consultCallId) live.send({ type: state.consultFirst ? "cancel_transfer" : "decline_transfer", call_id: state.consultCallId }); });
 $("hold").addEventListener("click", () => {

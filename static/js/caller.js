@@ -140,7 +140,27 @@ function endHold() {
   setTrackEnabled(state.stream, "audio", !state.muted);
 }
 
+// A family member joined: their own connection to this page (they offer), shown as big as
+// the agent's face.
+async function familyPeer() {
+  endFamily();
+  const stream = await ensureMedia();
+  state.family = new PeerCall({
+    role: "answerer", iceServers: state.iceServers, stream,
+    remoteVideo: $("family-video"), remoteAudio: $("family-audio"),
+    send: (data) => live.send({ type: "family_signal", data }),
+  });
+  $("app").dataset.family = "on";
+  $("family-video").hidden = false;
+}
+function endFamily() {
+  if (state.family) { state.family.close(); state.family = null; }
+  delete $("app").dataset.family;
+  $("family-video").hidden = true;
+}
+
 function closeMedia(stopLocal) {
+  if (stopLocal) endFamily();
   if (state.peer) { state.peer.close(); state.peer = null; }
   if (state.tap) { state.tap.close(); state.tap = null; }
   if (stopLocal && state.stream) { state.stream.getTracks().forEach((t) => t.stop()); state.stream = null; }
@@ -164,6 +184,9 @@ async function handle(msg) {
     case "on_hold": startHold(msg); break;
     case "off_hold": endHold(); break;
     case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
+    case "family_joined": await familyPeer(); break;
+    case "family_signal": if (state.family) await state.family.signal(msg.data); break;
+    case "family_left": endFamily(); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
