@@ -61,6 +61,9 @@ class Config:
     hold_reminder_seconds: float = setting(
         45.0, "A caller on hold this long hears the hold message again; the agent is reminded."
     )
+    identity_challenge_seconds: float = setting(
+        90.0, "How long the four digits of a spoken identity check stay valid."
+    )
     default_handle_seconds: float = setting(
         240.0, "Handle time assumed for the wait estimate before any call has ended."
     )

@@ -7,6 +7,7 @@ audited way to show it).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 WEEK = 7 * 86400.0
@@ -30,7 +31,18 @@ def past_call(row: CallRow) -> dict[str, Any]:
         "rating": row.get("rating") or "",
         "fraud": bool(row.get("fraud_flag")),
         "talk_seconds": round(row["talk_seconds"]) if row.get("talk_seconds") else 0,
+        "identity": _identity(row.get("identity")),
     }
+
+
+def _identity(raw: str | None) -> str:
+    """The identity check's recorded outcome of a call ('' when none was recorded)."""
+    if not raw:
+        return ""
+    try:
+        return str(json.loads(raw).get("outcome") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def card(

@@ -29,6 +29,7 @@ from hotline.live.captions import LiveCaptions
 from hotline.live.context import LiveContext
 from hotline.live.family import LiveFamily
 from hotline.live.hold import LiveHold
+from hotline.live.identity import LiveIdentity
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
@@ -104,6 +105,7 @@ async def start(cfg: Config) -> Running:
     dialect_ids = set(services.registry.dialects)
     LiveTransfer(switchboard, services.prompts, cfg, dialect_ids).attach(live)
     LiveFamily(switchboard, cfg).attach(live)
+    LiveIdentity(switchboard, services.prompts, cfg).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),

@@ -11,7 +11,9 @@ from hotline.db.callbacks import ACTIVE
 _CALLS = (
     "SELECT c.id AS call_id, c.arrived_at, c.answered_at, c.ended_at, c.outcome, c.rating,"
     " c.fraud_flag, c.talk_seconds, c.dialect, a.display_name AS agent,"
-    " w.problem, w.action, w.next_step, w.next_owner, w.outcome_code"
+    " w.problem, w.action, w.next_step, w.next_owner, w.outcome_code,"
+    " (SELECT ev.detail FROM call_events ev WHERE ev.call_id = c.id AND ev.kind = 'identity'"
+    " ORDER BY ev.id DESC LIMIT 1) AS identity"
     " FROM calls c LEFT JOIN agents a ON a.id = c.agent_id"
     " LEFT JOIN wrapups w ON w.call_id = c.id"
     " WHERE c.elder_id = ? AND c.id != ? AND c.ended_at IS NOT NULL"

@@ -228,6 +228,8 @@ class LiveCaptions:
             self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
+            # Other domains read finals too (the identity check listens for spoken digits).
+            self.sb.notify("caption_final", call, {"speaker": speaker, "text": event["text"]})
 
     def _observe_latency(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
         start = self._first_audio.get((call_id, speaker))

@@ -69,7 +69,7 @@ function endMedia() {
   if (state.tap) { state.tap.close(); state.tap = null; }
   for (const b of CALL_BUTTONS) $(b).disabled = true;
 }
-const CALL_BUTTONS = ["mute", "camera", "hold", "transfer-open", "family-invite", "hangup"];
+const CALL_BUTTONS = ["mute", "camera", "hold", "transfer-open", "family-invite", "identity-open", "hangup"];
 
 // Between calls the camera and microphone are released (the light goes off); the preview
 // button shows the camera on demand.
@@ -101,6 +101,7 @@ function clearCallView() {
   $("held-note").hidden = true;
   $("transfer-note").hidden = true; $("transfer-note").textContent = "";
   endFamily(); $("family-box").hidden = true; $("family-url").value = "";
+  $("identity-box").hidden = true; $("identity-box").reset(); $("identity-status").textContent = ""; delete $("identity-status").dataset.passed;
   state.levels = null; state.fraud = false;
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
@@ -314,7 +315,8 @@ async function handle(msg) {
       $("caller-captions").disabled = false;
       break;
     case "error":
-      $("conn-note").textContent = S[`transfer.error.${msg.code}`] || msg.detail || msg.code;
+      $("conn-note").textContent = S[`transfer.error.${msg.code}`] || S[`identity.error.${msg.code}`] || msg.detail || msg.code;
+      if (String(msg.for || "").startsWith("identity")) $("identity-status").textContent = S[`identity.error.${msg.code}`] || msg.detail || msg.code;
       if (msg.code === "replaced") live.stop();
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
       break;
@@ -331,6 +333,15 @@ async function handle(msg) {
       $("conn-note").textContent = fmt(S["transfer.failed"], { reason: S[`transfer.reason.${msg.reason}`] || msg.reason });
       document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
       break;
+    case "identity_challenge":
+      $("identity-status").textContent = fmt(S["identity.asked"], { digits: msg.digits });
+      break;
+    case "identity_heard":
+      $("identity-status").textContent = fmt(S[msg.passed ? "identity.passed" : "identity.heard"], { heard: msg.heard || "—" });
+      $("identity-status").dataset.passed = String(msg.passed);
+      break;
+    case "identity_expired": $("identity-status").textContent = S["identity.expired"]; break;
+    case "identity_recorded": $("identity-status").textContent = fmt(S["identity.recorded"], { outcome: S[`identity.outcome.${msg.outcome}`] }); break;
     case "family_link":
       $("family-box").hidden = false;
       $("family-status").textContent = S["agent.family_link"];
@@ -394,6 +405,14 @@ $("accept").addEventListener("click", async () => {
 });
 $("decline").addEventListener("click", () => { if (state.ring) live.send({ type: state.ring.kind === "transfer" ? "decline_transfer" : "decline", call_id: state.ring.call_id }); });
 $("transfer-open").addEventListener("click", () => transfer.open());
+$("identity-open").addEventListener("click", () => { $("identity-box").hidden = false; });
+$("identity-start").addEventListener("click", () => { if (state.call) live.send({ type: "identity_challenge", call_id: state.call.call_id }); });
+$("identity-box").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const picked = $("identity-box").querySelector("input[name=identity]:checked");
+  if (!picked) { $("identity-status").textContent = S["identity.pick"]; return; }
+  if (state.call) live.send({ type: "identity_result", call_id: state.call.call_id, outcome: picked.value, reason: $("identity-reason").value });
+});
 $("family-invite").addEventListener("click", () => { if (state.call) live.send({ type: "family_link", call_id: state.call.call_id }); });
 $("complete-transfer").addEventListener("click", () => { if (state.consultCallId) live.send({ type: "complete_transfer", call_id: state.consultCallId }); });
 $("cancel-consult").addEventListener("click", () => { if (state.consultCallId) live.send({ type: state.consultFirst ? "cancel_transfer" : "decline_transfer", call_id: state.consultCallId }); });

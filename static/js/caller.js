@@ -184,6 +184,18 @@ async function handle(msg) {
     case "on_hold": startHold(msg); break;
     case "off_hold": endHold(); break;
     case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
+    case "identity_challenge":
+      // Four large digits to read aloud (the caption engine checks them).
+      $("app").dataset.identity = "on";
+      $("call-note").textContent = msg.text || "";
+      $("identity-digits").textContent = msg.digits.split("").join(" ");
+      $("identity-digits").hidden = false;
+      say(msg.say);
+      break;
+    case "identity_done":
+      delete $("app").dataset.identity;
+      $("identity-digits").hidden = true; $("call-note").textContent = "";
+      break;
     case "family_joined": await familyPeer(); break;
     case "family_signal": if (state.family) await state.family.signal(msg.data); break;
     case "family_left": endFamily(); break;

@@ -22,6 +22,7 @@ export function mountContextCard(container, { strings = {}, dialects = {}, send 
       el("p", { class: "ctx-call-head" },
         el("strong", {}, when(c.at)), " · ", c.agent || "—", " · ", outcome,
         c.rating ? ` · ${C(`rating.${c.rating}`)}` : "",
+        c.identity ? ` · ${C(`identity.${c.identity}`)}` : "",
         c.fraud ? el("span", { class: "ctx-flag" }, C("fraud_call")) : null),
       c.problem ? el("p", {}, C("problem"), c.problem) : null,
       c.action ? el("p", {}, C("action"), c.action) : null,
