@@ -58,6 +58,7 @@ def console() -> Any:
                 "context.",
                 "hold.",
                 "transfer.",
+                "identity.",
             ),
         ),
         "topic_strings": subset(g.lang, ("family.topic.",)),
