@@ -99,6 +99,7 @@ function clearCallView() {
   $("caption-dialect").disabled = true; $("caller-captions").disabled = true; $("caller-captions").checked = false;
   $("tap-level").value = 0; $("tap-label").textContent = S["agent.gateway_none"];
   $("held-note").hidden = true;
+  $("conn-note").textContent = "";  // notes about the last call (resumed, transfer failed)
   $("transfer-note").hidden = true; $("transfer-note").textContent = "";
   endFamily(); $("family-box").hidden = true; $("family-url").value = "";
   $("identity-box").hidden = true; $("identity-box").reset(); $("identity-status").textContent = ""; delete $("identity-status").dataset.passed;
