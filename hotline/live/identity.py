@@ -20,12 +20,13 @@ from hotline.config import Config
 from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict
 from hotline.i18n import t
+from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
-CALL_ID: dict[str, tuple[type, bool, int]] = {"call_id": (str, True, 64)}
-RESULT: dict[str, tuple[type, bool, int]] = {
+CALL_ID: Spec = {"call_id": (str, True, 64)}
+RESULT: Spec = {
     "call_id": (str, True, 64),
     "outcome": (str, True, 16),
     "reason": (str, False, 200),

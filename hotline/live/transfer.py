@@ -30,7 +30,7 @@ from hotline.db import audit, call_flow
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Conflict, Forbidden
 from hotline.i18n import t
-from hotline.live.messages import check_signal_data
+from hotline.live.messages import Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import (
     CONNECTED,
@@ -45,7 +45,7 @@ from hotline.prompts import Prompts
 
 log = logging.getLogger(__name__)
 
-TRANSFER: dict[str, tuple[type | tuple[type, ...], bool, int]] = {
+TRANSFER: Spec = {
     "call_id": (str, True, 64),
     "to": (str, True, 16),
     "agent_id": (int, False, 0),
@@ -53,11 +53,11 @@ TRANSFER: dict[str, tuple[type | tuple[type, ...], bool, int]] = {
     "note": (str, False, rules.NOTE_MAX),
     "mode": (str, False, 8),
 }
-CONSULT_SIGNAL: dict[str, tuple[type, bool, int]] = {
+CONSULT_SIGNAL: Spec = {
     "call_id": (str, True, 64),
     "data": (dict, True, 0),
 }
-CALL_ID: dict[str, tuple[type, bool, int]] = {"call_id": (str, True, 64)}
+CALL_ID: Spec = {"call_id": (str, True, 64)}
 SAY_TRANSFERRING = "transfer.say_transferring"
 SAY_FAILED = "transfer.say_failed"
 
