@@ -1,7 +1,8 @@
 """A warm transfer in three real chromiums (elder, first agent, second agent): the agents
 see and hear each other while the elder waits, the note and the captions so far arrive at
 the second agent, live captions keep coming to them, and the elder is put through without
-leaving their page (a browser mesh: the server decodes no video)."""
+leaving their page (a browser mesh: the server decodes no video). Captions keep coming to
+the first agent while the elder is on hold."""
 
 from __future__ import annotations
 
@@ -51,6 +52,17 @@ def test_warm_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) 
             first.wait_for_selector("#captions .cap-final", timeout=60_000 * SLOW)
             second.click("#available")
             second.wait_for_selector("#status[data-status=available]")
+
+            # On hold the elder's tap keeps its own track: captions keep coming.
+            shown = first.locator("#captions .cap").count()
+            first.keyboard.press("Alt+h")
+            first.wait_for_selector("body[data-phase=held]", timeout=10_000 * SLOW)
+            first.wait_for_function(
+                f"() => document.querySelectorAll('#captions .cap').length > {shown}",
+                timeout=30_000 * SLOW,
+            )
+            first.keyboard.press("Alt+h")
+            first.wait_for_selector("body[data-phase=in_call]", timeout=10_000 * SLOW)
 
             first.click("#transfer-open")
             first.wait_for_selector(
