@@ -104,7 +104,8 @@ async def start(cfg: Config) -> Running:
     LiveHold(switchboard, services.prompts, cfg).attach(live)
     dialect_ids = set(services.registry.dialects)
     LiveTransfer(switchboard, services.prompts, cfg, dialect_ids).attach(live)
-    LiveFamily(switchboard, cfg).attach(live)
+    family = LiveFamily(switchboard, cfg)
+    family.attach(live)
     LiveIdentity(switchboard, services.prompts, cfg).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
@@ -124,6 +125,7 @@ async def start(cfg: Config) -> Running:
 
     services._snapshot = snapshot
     services._kick = switchboard.kick
+    services._family_join = family.link_for_elder
     if cfg.caption_warm:
         threading.Thread(
             target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True

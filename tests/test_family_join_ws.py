@@ -126,3 +126,60 @@ def test_unknown_role_is_still_refused(server: ServerThread) -> None:
             raise AssertionError("role=granny was accepted")
 
     run(scenario())
+
+
+def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> None:
+    import re
+    import time
+
+    from hotline.callbacks.service import CallbackService
+    from hotline.db import callbacks as callbacks_db
+    from hotline.db import elders as elders_db
+    from hotline.web import create_app
+
+    agent_id = add_agent(server)
+    link = add_link(server)
+    elder_id = elders_db.get_link(server.db, link).elder_id
+    now = time.time()
+    booking_id = callbacks_db.insert(
+        server.db,
+        {
+            "code": callbacks_db.new_code(server.db),
+            "kind": "family",
+            "status": "booked",
+            "elder_id": elder_id,
+            "dialect": "cmn",
+            "due_at": now + 86400,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    svc = CallbackService(server.db, server.cfg, signer=server.services.signer)
+    token = svc.manage_token(callbacks_db.get(server.db, booking_id))
+    web = create_app(server.services).test_client()
+
+    def press_join() -> Any:
+        page = web.get(f"/family/b/{token}").get_data(as_text=True)
+        assert 'id="join-call"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        return web.post(f"/family/b/{token}/join", data={"csrf": csrf})
+
+    not_now = press_join()  # the elder is not on a call
+    assert not_now.status_code == 409 and "不在通话中" in not_now.get_data(as_text=True)
+
+    async def scenario() -> None:
+        agent = await open_agent(server, agent_id)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, agent)
+        import asyncio
+
+        r = await asyncio.to_thread(press_join)
+        assert r.status_code == 303 and r.headers["Location"].startswith("/j/")
+        told = await agent.expect("family_link", call_id=call_id)
+        assert told["by"] == "family" and told["url"].endswith(r.headers["Location"])
+        tok = r.headers["Location"].rsplit("/", 1)[1]
+        family = await open_client(f"{server.ws}?role=family&join={tok}")
+        assert (await family.expect("hello"))["call_id"] == call_id
+        await caller.expect("family_joined", call_id=call_id)
+
+    run(scenario())

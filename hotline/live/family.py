@@ -65,6 +65,33 @@ class LiveFamily:
         call = self.sb.agents_call(ctx.agent_id or 0, msg["call_id"])
         if call.state not in LIVE:
             raise Conflict("only a call in progress can have family join", code="not_connected")
+        ctx.conn.send({"type": "family_link", "call_id": call.call_id, "url": self._new(call)})
+
+    def link_for_elder(self, elder_id: int) -> str | None:
+        """A join link for the elder's call in progress, asked by the family from their
+        booking's manage page (None: the elder is not in a call, or family already joined).
+        The agent is told, with the same link."""
+        for call in self.sb.calls.values():
+            if call.elder is not None and call.elder.id == elder_id and call.state in LIVE:
+                try:
+                    url = self._new(call, by="family")
+                except Conflict:
+                    return None
+                if call.agent_id is not None:
+                    self.sb.send_agent(
+                        call.agent_id,
+                        {
+                            "type": "family_link",
+                            "call_id": call.call_id,
+                            "url": url,
+                            "by": "family",
+                        },
+                    )
+                return url
+        return None
+
+    def _new(self, call: LiveCall, by: str = "agent") -> str:
+        """Make the call's join link (replacing an unused one)."""
         old = self.joins.get(self.by_call.get(call.call_id, ""))
         if old is not None and old.conn is not None:
             raise Conflict("a family member is already on this call", code="family_present")
@@ -73,9 +100,8 @@ class LiveFamily:
         token = new_secret()
         self.joins[digest(token)] = Join(call.call_id, time.time())
         self.by_call[call.call_id] = digest(token)
-        self.sb.store_later(_event, call.call_id, "family_link", {"agent_id": ctx.agent_id})
-        base = self.cfg.public_base_url.rstrip("/")
-        ctx.conn.send({"type": "family_link", "call_id": call.call_id, "url": f"{base}/j/{token}"})
+        self.sb.store_later(_event, call.call_id, "family_link", {"by": by})
+        return f"{self.cfg.public_base_url.rstrip('/')}/j/{token}"
 
     # ----------------------------------------------------------------- the family page
     async def _open(self, ctx: Context, query: dict[str, list[str]]) -> bool:
