@@ -78,6 +78,9 @@ class Config:
     models_dir: Path | None = setting(None, "Installed speech models; default <data_dir>/models.")
     scripts_dir: Path = setting(ROOT / "hotline" / "guidance" / "scripts", "Guidance scripts.")
     transcript_retention_days: int = setting(90, "Transcripts older than this are purged.")
+    photo_retention_days: int = setting(
+        365, "Registered photos (identity check) older than this are deleted."
+    )
     callback_offer_seconds: float = setting(
         120.0, "Offer 'call me back' when the estimated wait is over this."
     )

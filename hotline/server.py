@@ -13,8 +13,10 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from hotline import photos
 from hotline import services as services_mod
 from hotline.asr.registry import Dialect
 from hotline.asr.transcriber import CaptionEngine
@@ -197,6 +199,14 @@ async def _tick(
                 )
                 if purged:
                     log.info("retention: purged %d transcript lines", purged)
+                gone = await asyncio.to_thread(
+                    photos.purge,
+                    services.db,
+                    Path(services.cfg.data_dir) / "photos",
+                    services.cfg.photo_retention_days,
+                )
+                if gone:
+                    log.info("retention: deleted %d registered photos", gone)
         except Exception:
             log.exception("tick failed")
         seconds += 1

@@ -45,6 +45,12 @@ def test_family_member_joins_and_sees_and_hears_both(server, tmp_path: Path) -> 
         # Korean digits are not recognised reliably enough by the shipped model to test
         # recognition itself; tests/test_identity_ws.py covers the rules.)
         agent.click("#identity-open")
+        agent.wait_for_function(
+            "() => document.getElementById('identity-photo-note').textContent.includes('还没有')"
+        )
+        agent.click("#identity-take")  # a still from the live video, beside the photo
+        agent.click("#identity-register")  # the elder agreed: it becomes their photo
+        agent.wait_for_selector("#identity-photo:not([hidden])", timeout=10_000 * SLOW)
         agent.click("#identity-start")
         caller.wait_for_selector("#identity-digits:not([hidden])", timeout=10_000 * SLOW)
         digits = caller.inner_text("#identity-digits").replace(" ", "")

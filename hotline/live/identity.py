@@ -5,7 +5,7 @@ digits and a prompt in their voice asks them to read them aloud; each final capt
 elder is checked (hotline/identity.py) until the challenge expires. The agent then records
 the outcome (`identity_result`: verified / not verified / not attempted, with a reason); it
 goes on the call's timeline and into the elder's history. "Verified" needs a challenge that
-passed during this call. (The registered-photo comparison is not built yet.)
+passed during this call. The registered photo beside a still is HTTP (hotline/web/photos.py).
 """
 
 from __future__ import annotations

@@ -919,6 +919,7 @@ class Switchboard:
                     "state": c.state,
                     "dialect": c.dialect,
                     "elder": c.elder.name if c.elder else "",
+                    "elder_id": c.elder.id if c.elder else None,
                     "agent_id": c.agent_id,
                     "waited_seconds": round(now - c.arrived_at),
                     "priority": c.priority,

@@ -41,6 +41,7 @@ def create_app(services: Services) -> Flask:
         "hotline.web.admin",
         "hotline.web.guidance",
         "hotline.web.join",
+        "hotline.web.photos",
     ):
         _register_optional(app, name)
 

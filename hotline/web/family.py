@@ -214,7 +214,9 @@ def manage(token: str) -> Any:
     except BookingError as exc:
         return _message(exc)
     done = request.args.get("done", "")
-    notice = t(g.lang, f"family.done_{done}") if done in ("rescheduled", "cancelled") else ""
+    notice = (
+        t(g.lang, f"family.done_{done}") if done in ("rescheduled", "cancelled", "photo") else ""
+    )
     return _manage_page(booking, token, notice=notice)
 
 

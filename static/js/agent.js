@@ -103,6 +103,7 @@ function clearCallView() {
   $("transfer-note").hidden = true; $("transfer-note").textContent = "";
   endFamily(); $("family-box").hidden = true; $("family-url").value = "";
   $("identity-box").hidden = true; $("identity-box").reset(); $("identity-status").textContent = ""; delete $("identity-status").dataset.passed;
+  $("identity-photo").hidden = true; $("identity-still").hidden = true; $("identity-register").disabled = true;
   state.levels = null; state.fraud = false;
   guidance.reset();
   document.dispatchEvent(new CustomEvent("hotline:cleared"));
@@ -406,7 +407,35 @@ $("accept").addEventListener("click", async () => {
 });
 $("decline").addEventListener("click", () => { if (state.ring) live.send({ type: state.ring.kind === "transfer" ? "decline_transfer" : "decline", call_id: state.ring.call_id }); });
 $("transfer-open").addEventListener("click", () => transfer.open());
-$("identity-open").addEventListener("click", () => { $("identity-box").hidden = false; });
+// The registered photo beside a still taken now from the live video (the still stays in this
+// page unless the agent registers it, with the elder's consent).
+async function showRegisteredPhoto() {
+  const img = $("identity-photo");
+  img.hidden = true; $("identity-photo-note").textContent = S["identity.registered"];
+  if (!state.elderId) { $("identity-photo-note").textContent = S["identity.no_photo"]; return; }
+  const r = await fetch(`/api/elders/${state.elderId}/photo`, { credentials: "same-origin" });
+  if (!r.ok) { $("identity-photo-note").textContent = S["identity.no_photo"]; return; }
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(await r.blob());
+  img.hidden = false;
+}
+document.addEventListener("hotline:message", (ev) => {
+  if (ev.detail.type === "context") state.elderId = ev.detail.card.known ? ev.detail.card.elder.id : null;
+});
+$("identity-open").addEventListener("click", () => { $("identity-box").hidden = false; showRegisteredPhoto(); });
+$("identity-take").addEventListener("click", () => {
+  const video = $("remote"); const canvas = $("identity-still");
+  if (!video.videoWidth) return;
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  canvas.hidden = false; $("identity-register").disabled = !state.elderId;
+});
+$("identity-register").addEventListener("click", () => {
+  $("identity-still").toBlob(async (blob) => {
+    const r = await fetch(`/api/elders/${state.elderId}/photo?consent=1`, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "image/jpeg", "X-CSRF-Token": boot.csrf }, body: blob });
+    $("identity-status").textContent = r.ok ? S["identity.photo_saved"] : (await r.json().catch(() => ({}))).detail || String(r.status);
+    if (r.ok) showRegisteredPhoto();
+  }, "image/jpeg", 0.8);
+});
 $("identity-start").addEventListener("click", () => { if (state.call) live.send({ type: "identity_challenge", call_id: state.call.call_id }); });
 $("identity-box").addEventListener("submit", (ev) => {
   ev.preventDefault();
