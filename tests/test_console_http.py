@@ -130,3 +130,14 @@ def test_reports_count_transfers_and_hold_time(app: Flask, services: Services) -
     events = [e["kind"] for e in calls_db.events(db, "t1")]
     assert "transfer_done" in events
     assert calls_db.get(db, "t1")["agent_id"] == mei.id
+
+
+def test_every_call_state_has_words_on_the_wallboard() -> None:
+    from hotline.i18n import t
+    from hotline.live import switchboard as sb
+
+    states = (sb.WAITING, sb.RINGING, sb.CONNECTED, sb.HELD, sb.ON_HOLD, sb.TRANSFERRING)
+    for lang in ("zh_CN", "en"):
+        for state in (*states, sb.CALLING_ELDER):
+            key = f"admin.call_state.{state}"
+            assert t(lang, key) != key, (lang, key)
