@@ -13,7 +13,7 @@ from hotline.db import agents as agents_db
 from hotline.db import callbacks as callbacks_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import Client, ServerThread, test_config
+from tests.support import Client, ServerThread, agent_ticket, test_config
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def srv(tmp_path: Path):
 
 
 async def agent_client(srv: ServerThread, agent_id: int, available: bool = True) -> Client:
-    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
+    ticket = agent_ticket(srv, agent_id)
     agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
     await agent.expect("hello")
     if available:
