@@ -128,6 +128,7 @@ def test_history_of_someone_elses_caller_is_refused(server: ServerThread) -> Non
         nosy = await open_agent(server, other, available=False)
         caller = await open_caller(server, link)
         call_id, _ = await connect_call(caller, agent)
+        await receive(agent, "context", call_id=call_id)  # its read is audited before it is sent
         before = len(reads(server))
         for bad in ({"type": "history", "call_id": call_id}, {"type": "history", "call_id": "x"}):
             await nosy.send(bad)
