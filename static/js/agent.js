@@ -451,12 +451,14 @@ $("hold").addEventListener("click", () => {
 });
 $("hangup").addEventListener("click", () => { if (state.call) live.send({ type: "hangup", call_id: state.call.call_id }); });
 $("mute").addEventListener("click", () => {
-  state.muted = !state.muted; setTrackEnabled(state.stream, "audio", !state.muted);
+  const paused = ["held", "transferring"].includes(state.phase);  // the caller waits: stays paused
+  state.muted = !state.muted; if (!paused) setTrackEnabled(state.stream, "audio", !state.muted);
   $("mute").textContent = state.muted ? S["agent.unmute"] : S["agent.mute"];
   $("mute").setAttribute("aria-pressed", String(state.muted));
 });
 $("camera").addEventListener("click", () => {
-  state.cameraOff = !state.cameraOff; setTrackEnabled(state.stream, "video", !state.cameraOff);
+  state.cameraOff = !state.cameraOff;
+  if (!["held", "transferring"].includes(state.phase)) setTrackEnabled(state.stream, "video", !state.cameraOff);
   $("camera").textContent = state.cameraOff ? S["agent.camera_on"] : S["agent.camera_off"];
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
 });

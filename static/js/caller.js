@@ -334,13 +334,13 @@ $("hangup").addEventListener("click", () => live.send({ type: "hangup" }));
 $("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(); say(state.placeSay || state.lastSay); });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
-  setTrackEnabled(state.stream, "audio", !state.muted);
+  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "audio", !state.muted);  // on hold: stays paused
   $("mute").setAttribute("aria-pressed", String(state.muted));
   $("mute").textContent = state.muted ? S["caller.unmute"] : S["caller.mute"];
 });
 $("camera").addEventListener("click", () => {
   state.cameraOff = !state.cameraOff;
-  setTrackEnabled(state.stream, "video", !state.cameraOff);
+  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold: stays paused
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });
