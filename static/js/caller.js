@@ -151,12 +151,12 @@ async function familyPeer() {
     send: (data) => live.send({ type: "family_signal", data }),
   });
   $("app").dataset.family = "on";
-  $("family-video").hidden = false;
+  $("family-video").hidden = false; $("family-label").hidden = false;
 }
 function endFamily() {
   if (state.family) { state.family.close(); state.family = null; }
   delete $("app").dataset.family;
-  $("family-video").hidden = true;
+  $("family-video").hidden = true; $("family-label").hidden = true;
 }
 
 function closeMedia(stopLocal) {
