@@ -18,6 +18,7 @@ from hotline.db import (
     guidance,
     line,
     open_database,
+    photos,
     reports,
     sessions,
     transcripts,
@@ -30,7 +31,7 @@ FILLED = {
     "agents", "elders", "links", "calls", "call_events", "audit_log", "login_failures",
     "sessions", "guidance_answers", "shifts", "callbacks", "callback_attempts", "wrapups",
     "transcripts", "script_settings", "line_entries", "agent_states", "line_counters",
-    "card_failures",
+    "card_failures", "elder_photos",
 }  # fmt: skip
 
 
@@ -73,6 +74,7 @@ def populate(db: Database) -> dict[str, object]:
     reports.set_script_enabled(db, "tv", False, "sue")
     audit.record(db, "sue", "transcript.read", "call-00")
     elders.record_card_failure(db, "10.0.0.9", t0)
+    photos.add(db, zhang.id, "photos/zhang.jpg", "image/jpeg", "sue", True)
     line.agent_login(db, ann.id, ("cmn",), "node-a")
     line.arrive(db, "waiting-1", "cmn", t0, 0, "node-a")
     line.arrive(db, "waiting-2", "cmn", t0, 0, "node-a")
