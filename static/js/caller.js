@@ -316,8 +316,13 @@ async function handle(msg) {
       endHold();
       closeMedia(false);
       show("waiting");
-      $("wait-note").textContent = S["caller.requeued"];
-      say(boot.prompts.requeued, "status");
+      if (String(msg.reason).startsWith("transfer_")) {
+        // A transfer gave up waiting for a busy colleague: the spoken words came with it.
+        $("wait-note").textContent = S["caller.requeued_transfer"];
+      } else {
+        $("wait-note").textContent = S["caller.requeued"];
+        say(boot.prompts.requeued, "status");
+      }
       break;
     case "ended":
       endHold();
