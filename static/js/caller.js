@@ -234,21 +234,29 @@ async function connectMedia(msg) {
 }
 
 // On hold (or while being transferred): the message is shown big and spoken in the elder's
-// voice; their camera and microphone stop going to the agent (their picture stays private).
-// The gateway tap has its own cloned track, so captions carry on.
+// voice; their camera and microphone stop going to the agent (their picture stays private):
+// the agent connection's senders carry nothing, while a family member on the call (their own
+// connection) still sees and hears the elder. The gateway tap has its own cloned track, so
+// captions carry on.
 function startHold(msg) {
   $("app").dataset.hold = "on";
   $("call-note").textContent = msg.text || "";
   say(msg.say, "hold");
-  setTrackEnabled(state.stream, "video", false);
-  setTrackEnabled(state.stream, "audio", false);
+  holdAgentMedia(true);
 }
 function endHold() {
   if (!$("app").dataset.hold) return;
   delete $("app").dataset.hold;
   $("call-note").textContent = "";
-  setTrackEnabled(state.stream, "video", !state.cameraOff);
-  setTrackEnabled(state.stream, "audio", !state.muted);
+  holdAgentMedia(false);
+}
+function holdAgentMedia(held) {
+  const pc = state.peer && state.peer.pc;
+  if (!pc) return;
+  for (const sender of pc.getSenders()) {
+    if (held && sender.track) { sender.heldTrack = sender.track; sender.replaceTrack(null); }
+    else if (!held && sender.heldTrack) { sender.replaceTrack(sender.heldTrack); sender.heldTrack = null; }
+  }
 }
 
 // A family member joined: their own connection to this page (they offer), shown as big as
@@ -470,13 +478,13 @@ document.addEventListener("visibilitychange", () => {
 });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
-  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "audio", !state.muted);  // on hold: stays paused
+  setTrackEnabled(state.stream, "audio", !state.muted);  // on hold the agent gets nothing anyway
   $("mute").setAttribute("aria-pressed", String(state.muted));
   $("mute").textContent = state.muted ? S["caller.unmute"] : S["caller.mute"];
 });
 $("camera").addEventListener("click", () => {
   state.cameraOff = !state.cameraOff;
-  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold: stays paused
+  setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold the agent gets nothing anyway
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });
