@@ -2,6 +2,7 @@
 import { Live, wsBase, fmt } from "./live.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { renderStep } from "/static/guidance/caller-step.js";
+import { keepWordsWhole } from "./phrasing.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -14,6 +15,7 @@ const state = { screen: "idle", callId: null, stream: null, peer: null, tap: nul
 // "hear it again" button reads the newest place at any time.
 const PLACE_EVERY_MS = 30000;
 window.hotline = state; // for tests and debugging
+keepWordsWhole($("app"), boot.lang === "en" ? "en" : "zh-CN");
 
 function show(screen) {
   state.screen = screen;
