@@ -184,3 +184,31 @@ def test_waiting_rules() -> None:
         rules.Waiting("named", rules.Target("agent", agent_id=7), 1, 1.0),  # not free
     ]
     assert rules.assign_waiting(waiting, free) == [("early", 5), ("late", 4)]
+
+
+def test_declined_after_the_wait_goes_to_the_head_of_the_line(server) -> None:
+    first, target = add_agent(server), add_agent(server)
+    link, busy_link = add_link(server), add_link(server)
+
+    async def scenario() -> None:
+        a = await open_agent(server, first)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, a)
+        b = await open_agent(server, target)
+        other_id, _ = await connect_call(await open_caller(server, busy_link), b)
+        await a.send({"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": target})
+        await a.expect("transfer_waiting", call_id=call_id)
+        await b.send({"type": "hangup", "call_id": other_id})
+        await b.send({"type": "ready"})
+        await b.expect("ring", call_id=call_id)
+        await b.send({"type": "decline_transfer", "call_id": call_id})
+        told = await caller.expect("transfer_failed", call_id=call_id)
+        assert "最前面" in told["text"]
+        back = await caller.expect("requeued", call_id=call_id)
+        assert back["reason"] == "transfer_declined"
+        # First in line: the next free agent (the first agent, ready again) gets the elder.
+        await a.send({"type": "ready"})
+        ring = await a.expect("ring")
+        assert ring["call_id"] == call_id and ring["kind"] == "inbound"
+
+    run(scenario())

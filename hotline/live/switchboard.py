@@ -692,12 +692,14 @@ class Switchboard:
             outcome = "callback_no_answer"
         await self.end_call(call, outcome=outcome, by="agent")
 
-    async def _requeue(self, call: LiveCall, reason: str) -> None:
+    async def _requeue(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
         """The agent dropped mid-call: the caller goes to the head of the line."""
         await self.gateway.close_call(call.call_id)
         call.state = WAITING
         call.agent_id = None
-        self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
+        waiter = self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
+        if passed_by is not None:  # a transfer's target declined: ring someone else first
+            waiter.declined_by.add(passed_by)
         self._store_later(calls_db.requeued, call.call_id, reason, self.clock())
         if call.caller is not None:
             call.caller.send({"type": "requeued", "call_id": call.call_id, "reason": reason})
@@ -1118,9 +1120,10 @@ class Switchboard:
         self._publish_line()
         return prior
 
-    async def requeue(self, call: LiveCall, reason: str) -> None:
-        """A call with no agent goes to the head of the normal line (a transfer gave up)."""
-        await self._requeue(call, reason)
+    async def requeue(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
+        """A call with no agent goes to the head of the normal line (a transfer gave up);
+        `passed_by` (who just declined it) is rung only if nobody else is left."""
+        await self._requeue(call, reason, passed_by)
 
     def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
         for listener in self.listeners:

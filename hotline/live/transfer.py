@@ -307,10 +307,12 @@ class LiveTransfer:
         if parked is not None and call is not None and call.state == TRANSFER_WAITING:
             self._back_to_line(call, reason)
 
-    def _back_to_line(self, call: LiveCall, reason: str) -> None:
-        """A call with no agent (the transfer gave up) waits first in line; the elder told."""
+    def _back_to_line(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
+        """A call with no agent (the transfer gave up) waits first in line; the elder told.
+        The colleague who declined (or did not answer) is rung only if nobody else is left."""
         self._tell_caller(call, SAY_BACK_IN_LINE, "transfer_failed")
-        task = asyncio.get_running_loop().create_task(self.sb.requeue(call, f"transfer_{reason}"))
+        requeue = self.sb.requeue(call, f"transfer_{reason}", passed_by)
+        task = asyncio.get_running_loop().create_task(requeue)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -475,7 +477,7 @@ class LiveTransfer:
         self._forget(pending)
         self._release_target(pending)
         if pending.parked:  # the first agent has left: first in line instead
-            self._back_to_line(call, reason)
+            self._back_to_line(call, reason, passed_by=pending.to_agent)
             return
         # Back to talking with the first agent (a hold before the transfer is not resumed:
         # the elder has just been told, and now hears their agent again).
