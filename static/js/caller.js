@@ -256,8 +256,9 @@ function holdAgentMedia(held) {
   const pc = state.peer && state.peer.pc;
   if (!pc) return;
   for (const sender of pc.getSenders()) {
-    if (held && sender.track) { sender.heldTrack = sender.track; sender.replaceTrack(null); }
-    else if (!held && sender.heldTrack) { sender.replaceTrack(sender.heldTrack); sender.heldTrack = null; }
+    // (The connection may be closing: a transfer's first agent has left. Nothing to undo then.)
+    if (held && sender.track) { sender.heldTrack = sender.track; sender.replaceTrack(null).catch(() => {}); }
+    else if (!held && sender.heldTrack) { sender.replaceTrack(sender.heldTrack).catch(() => {}); sender.heldTrack = null; }
   }
 }
 
