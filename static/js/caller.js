@@ -220,7 +220,8 @@ function showQueue(msg) {
 
 async function connectMedia(msg) {
   show("incall");
-  $("agent-line").textContent = fmt(S["caller.connected"], { agent: msg.agent_name || "" });
+  state.agentName = msg.agent_name || "";
+  $("agent-line").textContent = fmt(S["caller.connected"], { agent: state.agentName });
   state.iceServers = msg.ice_servers || [];
   const stream = await ensureMedia();
   closeMedia(false);
@@ -243,6 +244,8 @@ async function connectMedia(msg) {
 function startHold(msg) {
   $("app").dataset.hold = "on";
   $("call-note").textContent = msg.text || "";
+  // Being transferred: the first helper may leave before the next one answers.
+  if (msg.reason === "transfer") $("agent-line").textContent = S["caller.transferring"];
   say(msg.say, "hold");
   holdAgentMedia(true);
 }
@@ -305,7 +308,12 @@ async function handle(msg) {
     case "connected": stopRing(); stopSpeech("place"); endHold(); await connectMedia(msg); break;
     case "on_hold": startHold(msg); break;
     case "off_hold": endHold(); break;
-    case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
+    case "transfer_failed":
+      endHold();
+      $("call-note").textContent = msg.text || "";
+      $("agent-line").textContent = fmt(S["caller.connected"], { agent: state.agentName || "" });
+      say(msg.say);
+      break;
     case "identity_challenge":
       // Four large digits to read aloud (the caption engine checks them).
       $("app").dataset.identity = "on";
