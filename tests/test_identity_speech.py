@@ -31,10 +31,12 @@ KO = dict(
 
 
 def spoken_digits(digits: str, tmp_path: Path) -> Path:
-    """The digits read aloud in Sino-Korean, one by one, then silence (so a final comes)."""
+    """The digits read aloud in Sino-Korean, one by one, three times with a pause after each
+    reading (so finals come, even if a busy machine loses the start of the audio)."""
     said = make_speech_wav(". ".join(KO[d] for d in digits), tmp_path / "said.wav")
-    out = tmp_path / "digits.wav"
-    subprocess.run(["sox", str(said), str(out), "pad", "0.3", "1.5"], check=True)
+    paused, out = tmp_path / "paused.wav", tmp_path / "digits.wav"
+    subprocess.run(["sox", str(said), str(paused), "pad", "0.3", "1.5"], check=True)
+    subprocess.run(["sox", str(paused), str(paused), str(paused), str(out)], check=True)
     return out
 
 
@@ -61,14 +63,15 @@ def test_wrong_digits_spoken_into_the_tap_do_not_pass(tmp_path: Path) -> None:
             digits = shown["digits"]
             wrong = "".join(str((int(d) + 1) % 10) for d in digits)
             pc, _player = await speak_into_tap(caller, spoken_digits(wrong, tmp_path))
-            heard = [await agent.expect("identity_heard", call_id=call_id, timeout=40)]
+            await agent.expect("captions_status", state="on", timeout=20)
+            heard = [await agent.expect("identity_heard", call_id=call_id, timeout=60)]
             finals = [m for m in agent.seen if m["type"] == "caption" and m["kind"] == "final"]
             await pc.close()
             await agent.send({"type": "hangup", "call_id": call_id})
             await agent.expect("ended")
             return digits, heard, finals
 
-        digits, heard, finals = srv.call(scenario(), timeout=90)
+        digits, heard, finals = srv.call(scenario(), timeout=120)
         print("identity speech:", digits, [f["text"] for f in finals], heard[0]["heard"])
         assert heard[0]["passed"] is False
         # What the check read is exactly the numeral words of the elder's final caption.
