@@ -144,7 +144,9 @@ class Config:
     )
     http_connection_limit: int = setting(400, "Open HTTP connections the server holds at most.")
     http_connections_per_address: int = setting(
-        16, "Open HTTP connections one client address may hold (the trusted proxy is exempt)."
+        16,
+        "HTTP connections one client address may hold; its oldest idle one is closed to make "
+        "room, so only requests in progress count (the trusted proxy is exempt).",
     )
     http_channel_timeout: int = setting(
         30, "An HTTP connection that sends nothing for this many seconds is closed."
