@@ -98,7 +98,9 @@ class Config:
     log_level: str = setting("INFO", "Logging level.")
     caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
     caption_warm: int = setting(
-        2, "Recognizers per installed model warmed at start with speech (registry warm_up)."
+        2,
+        "Warm recognizers kept idle per installed model (warmed with registry warm_up "
+        "speech at start, replaced as calls take them).",
     )
     captions_vad: bool = setting(
         True, "Skip decoding long silences (energy gate): less CPU per captioned call."
