@@ -31,6 +31,9 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
         ws_callers_per_address=100_000,
         ws_calls_per_address_minute=100_000,
         tts_renders_per_address_minute=100_000,
+        # Three chromiums on one address keep more than 16 connections open between them
+        # (seen: "127.0.0.1 holds 16 connections; refusing more", a caller page half-loaded).
+        http_connections_per_address=100,
     )
     values.update(overrides)
     if "database_url" not in values:  # HOTLINE_TEST_ENGINE=postgresql: the same test on PG
