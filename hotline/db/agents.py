@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -111,13 +112,19 @@ def recent_login_failures(
 ) -> tuple[int, int]:
     """Failures in the last `window` seconds for (this account, this address)."""
     since = now() - window
-    by_user = db.query_one(
-        "SELECT COUNT(*) FROM login_failures WHERE at > ? AND username = ?", (since, username)
-    )[0]
-    by_addr = db.query_one(
-        "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)
-    )[0]
+    by_user = _count(
+        db, "SELECT COUNT(*) FROM login_failures WHERE at > ? AND username = ?", (since, username)
+    )
+    by_addr = _count(
+        db, "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)
+    )
     return by_user, by_addr
+
+
+def _count(db: Database, sql: str, params: tuple[Any, ...]) -> int:
+    """The single number a COUNT query returns (0 when it returns no row)."""
+    row = db.query_one(sql, params)
+    return int(row[0]) if row is not None else 0
 
 
 def update(

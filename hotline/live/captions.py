@@ -19,13 +19,14 @@ from hotline.asr.transcriber import CaptionEngine, CaptionStream, CaptionsUnavai
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
+from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, HELD, LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
-CALLER_DIALECT: dict[str, tuple[type, bool, int]] = {"dialect": (str, True, 16)}
-TOGGLE: dict[str, tuple[type, bool, int]] = {"on": (bool, True, 0)}
+CALLER_DIALECT: Spec = {"dialect": (str, True, 16)}
+TOGGLE: Spec = {"on": (bool, True, 0)}
 DETECT_SECONDS = 4.0
 LATENCY_BOUNDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)  # seconds, for /metrics
 

@@ -21,10 +21,14 @@ function show(screen) {
   for (const id of ["idle", "waiting", "callback-ring", "incall", "ended"]) $(id).hidden = id !== screen;
 }
 
+// The words of each spoken prompt of the page, shown instead when it cannot be played.
+const promptText = Object.fromEntries(Object.entries(boot.prompts).map(([k, url]) => [url, S[`caller.say_${k}`]]));
+
 function say(url) {
   if (!url) return;
   const a = $("prompt");
   state.lastSay = url;
+  $("said").textContent = "";
   a.src = url;
   a.play().catch(() => {});
 }
@@ -286,6 +290,10 @@ $("camera").addEventListener("click", () => {
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });
+
+// A prompt the server could not render (a typed 503) or the browser cannot play: show its
+// words (place announcements need none: the place and wait are on screen already).
+$("prompt").addEventListener("error", () => { $("said").textContent = promptText[state.lastSay] || ""; });
 
 show("idle");
 say(boot.prompts.intro);
