@@ -32,8 +32,22 @@ Sink = Callable[[bytes], None]
 
 
 def use_loopback_candidates() -> None:
-    """Make aioice offer 127.0.0.1 only (it never offers loopback by default)."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # type: ignore[assignment]
+    """Make aioice offer 127.0.0.1 only (it never offers loopback by default).
+
+    This replaces a function of aioice's (bounded in pyproject.toml, checked by
+    tests/test_canaries.py): if an aioice upgrade renames it, fail loudly here rather than
+    gather no loopback candidate and leave every test call unconnected.
+    """
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        raise RuntimeError(
+            "aioice.ice.get_host_addresses is gone: this aioice cannot be limited to loopback"
+        )
+    aioice.ice.get_host_addresses = _loopback_addresses  # type: ignore[assignment]
+
+
+def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """The host addresses aioice gathers candidates from, under HOTLINE_ICE_LOOPBACK."""
+    return ["127.0.0.1"]
 
 
 @dataclass
