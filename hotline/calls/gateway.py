@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,9 @@ class Gateway:
             for s in (ice_servers or [])
         ]
         self._legs: dict[tuple[str, str], Leg] = {}
-        self.video_decoded = 0  # stays 0: the plan keeps video out of Python
+        # Tracks received, by kind: the plan keeps video out of Python (answer() refuses a
+        # tap offer with video), and tests check that no "video" is ever counted here.
+        self.tracks: Counter[str] = Counter()
 
     @property
     def open_legs(self) -> int:
@@ -108,6 +111,7 @@ class Gateway:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
+            self.tracks[track.kind] += 1
             if track.kind != "audio":
                 return
             leg.task = asyncio.get_running_loop().create_task(self._consume(leg, track))
