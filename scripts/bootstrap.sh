@@ -2,11 +2,14 @@
 # Sourced by serve.sh and test.sh: installs what the hotline needs, idempotently.
 # - Debian packages (espeak-ng for spoken prompts, chromium for browser tests) when missing and root.
 # - A virtualenv in .venv with the project and its test extras, reinstalled when pyproject.toml changes.
+# - With HOTLINE_WITH_BROWSER=1 (tests): ESLint from npm into node_modules, exactly as package-lock.json pins it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 want_debs=(espeak-ng libespeak-ng1 sox iproute2 coturn)
-[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei)
+[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei nodejs)
+# ESLint 9 runs on Debian 12's nodejs (18); npm comes with NodeSource's nodejs or as its own package.
+[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && ! command -v npm >/dev/null && want_debs+=(npm)
 missing=()
 for p in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -32,4 +35,13 @@ if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[test]"
   cp pyproject.toml "$stamp"
+fi
+
+if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then
+  js_stamp=node_modules/.hotline-installed
+  if [ ! -f "$js_stamp" ] || ! cmp -s package-lock.json "$js_stamp"; then
+    echo "bootstrap: installing ESLint (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    cp package-lock.json "$js_stamp"
+  fi
 fi

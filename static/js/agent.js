@@ -1,5 +1,6 @@
 // The agent console: status, ringing, the call (video + tap), the line.
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
 import { mountCallbacksPanel } from "./callbacks-panel.js";
@@ -92,7 +93,6 @@ async function handle(msg) {
       state.tap = new Tap({ stream, iceServers: msg.ice_servers, sendOffer: (sdp) => live.send({ type: "tap_offer", call_id: msg.call_id, sdp }) });
       state.tap.start();
       for (const b of ["mute", "camera", "hangup"]) $(b).disabled = false;
-      document.dispatchEvent(new CustomEvent("hotline:call", { detail: msg }));
       break;
     }
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
@@ -123,7 +123,6 @@ async function handle(msg) {
       endMedia();
       $("call-title").textContent = fmt(S["agent.ended"], { reason: S[`reason.${msg.reason}`] || msg.reason });
       state.call = null;
-      document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "guide_state": guidance.update(msg.snapshot); break;
     case "caption": showCaption(msg); break;
@@ -151,8 +150,6 @@ async function handle(msg) {
       $("conn-note").textContent = msg.detail || msg.code;
       if (msg.code === "replaced") live.stop();
       break;
-    default:
-      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
   }
 }
 

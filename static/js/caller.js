@@ -1,5 +1,6 @@
 // The senior's call page: one big button, then waiting, talking, and the end.
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { renderStep } from "/static/guidance/caller-step.js";
 
@@ -106,7 +107,6 @@ function showQueue(msg) {
     }
   }
   $("callback-offer").hidden = !msg.offer_callback || state.callbackBooked;
-  document.dispatchEvent(new CustomEvent("hotline:queue", { detail: msg }));
 }
 
 async function connectMedia(msg) {
@@ -167,7 +167,6 @@ async function handle(msg) {
       document.querySelectorAll(".face").forEach((b) => { b.disabled = false; b.setAttribute("aria-pressed", "false"); });
       say(boot.prompts.ended);
       if (!$("rating").hidden) $("prompt").addEventListener("ended", () => say(boot.prompts.rate), { once: true });
-      document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "server_restarting":
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
@@ -210,8 +209,6 @@ async function handle(msg) {
       if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
       if (msg.for === "call") { $("call").disabled = false; $("idle-note").textContent = S["caller.error"]; }
       break;
-    default:
-      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
   }
 }
 state.send = (m) => live.send(m);

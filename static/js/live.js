@@ -46,7 +46,3 @@ export class Live {
   }
   stop() { this.stopped = true; if (this.ws) this.ws.close(); }
 }
-
-export function fmt(text, values) {
-  return String(text).replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-}
