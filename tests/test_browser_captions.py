@@ -42,6 +42,13 @@ def test_agent_reads_live_captions_and_sees_alert(tmp_path: Path) -> None:
     import subprocess
 
     subprocess.run(["sox", str(speech), str(padded), "pad", "0.3", "1.5"], check=True)
+    # The agent's microphone is silent: its caption stream is gated, not decoded, so it does
+    # not compete with the caller's for the CPU (chromium's default fake audio is a beep).
+    quiet = tmp_path / "quiet.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(quiet), "trim", "0", "5"],
+        check=True,
+    )
     # Through the call's Opus the model hears this voice differently from the file (see
     # docs/captions.md), so plant every word it heard, short ones too: some always come back.
     heard = sorted(set(file_decode_text(padded).split()) | {"이", "다", "요", "가"})
@@ -54,22 +61,22 @@ def test_agent_reads_live_captions_and_sees_alert(tmp_path: Path) -> None:
     )
     srv = ServerThread(cfg)
     try:
-        # The warm-up runs in the background from start: a call placed before it is done
-        # gets a cold recognizer (~4x the CPU for its first seconds of speech) while the
-        # warm-up holds an asr worker; on a loaded machine the two fell behind real time,
-        # dropped audio and gave no final within 30 s. Wait for the pool the config asked for.
-        engine = srv.running.captions.engine
-        wait_until(lambda: engine.idle_recognizers("ko") >= 1, 120, "a warm ko recognizer")
         agents_db.add(srv.db, "kim", "pw-kim-123", ["ko"])
         elder = elders_db.add(srv.db, "김할머니", dialect="ko")
         link = elders_db.new_link(srv.db, elder.id)
         with (
             sync_playwright() as p,
             browser(p, audio_file=padded, viewport=(390, 844)) as caller_ctx,
-            browser(p) as agent_ctx,
+            browser(p, audio_file=quiet) as agent_ctx,
         ):
             agent = agent_ctx.new_page()
             login(agent, srv.http, "kim", "pw-kim-123")
+            # The warm-up runs in the background from start (measured on a loaded 2-core
+            # machine: 25 s, 75 s beside stress-ng). A call placed before it ends gets a cold
+            # recognizer (~4x the CPU at first) while the warm-up holds a core: the caption
+            # stream fell behind, dropped audio and gave no final in 30 s. Wait for the pool.
+            engine = srv.running.captions.engine
+            wait_until(lambda: engine.idle_recognizers("ko") >= 1, 150, "a warm ko recognizer")
             caller = caller_ctx.new_page()
             place_call(caller, agent, srv.http, link.token)
             agent.wait_for_selector("#captions-status[data-state=on]", timeout=30_000 * SLOW)
