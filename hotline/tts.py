@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 600
 ATTEMPTS = 3
-ATTEMPT_SECONDS = 10.0  # one sentence takes ~10 ms on an idle core; this is for a loaded one
+ATTEMPT_SECONDS = 5.0  # one sentence takes ~10 ms on an idle core; this is for a loaded one
 RATE = 150  # words per minute, slower than espeak's default: easier for seniors
 
 # The engine is one per process whoever asks for it (pyttsx3.init caches it, libespeak-ng
@@ -93,7 +93,7 @@ class Speech:
         self._jobs.put((text, voice, path, future))
         return future
 
-    def render_sync(self, text: str, voice: str, timeout: float = 60.0) -> Path:
+    def render_sync(self, text: str, voice: str, timeout: float = 20.0) -> Path:
         """The WAV file for `text`; raises SpeechUnavailable if it cannot be rendered."""
         try:
             return self.render(text, voice).result(timeout)

@@ -141,7 +141,7 @@ def test_caller_page_shows_the_words_of_a_prompt_it_cannot_play(tmp_path: Path) 
 
     from hotline.db import elders as elders_db
     from hotline.i18n import t
-    from tests.browser import browser
+    from tests.browser import browser, screenshot
 
     srv = ServerThread(test_config(tmp_path / "data"))
     try:
@@ -153,5 +153,6 @@ def test_caller_page_shows_the_words_of_a_prompt_it_cannot_play(tmp_path: Path) 
             page.goto(f"{srv.http}/c/{link.token}")
             said = page.wait_for_selector("#said:not(:empty)", timeout=30_000 * SLOW)
             assert said.text_content() == t("zh_CN", "caller.say_intro")
+            screenshot(page, "caller-prompt-as-text-360")
     finally:
         srv.stop()
