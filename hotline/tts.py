@@ -8,11 +8,14 @@ A render is treated as fallible, because pyttsx3's espeak driver runs libespeak-
 asynchronous mode and writes the WAV from espeak's own thread when the utterance ends:
 - `runAndWait()` can return before the file exists (the first render of a process always
   does), so a render waits for the `finished-utterance` callback, not for `runAndWait()`;
-- `runAndWait()` begins with the driver's `stop()`, which cancels whatever libespeak still
-  reports as playing: when the previous utterance's callback has not returned yet (a loaded
-  machine deschedules espeak's thread), the new render is cancelled, and the driver may
-  still write a WAV without frames and print "Audio saved to". So a render first waits for
-  libespeak to be idle, and afterwards checks that the WAV is complete.
+- the driver's state (`_speaking`, `_data_buffer`, `_looping`, its busy flag and command
+  queue) is shared by our thread and espeak's callback thread without a lock, and
+  `runAndWait()` begins with the driver's `stop()`, which cancels whatever libespeak still
+  reports as playing. Starting a render while the previous utterance's callback is still
+  running after its file write (a loaded machine deschedules espeak's thread) gets the new
+  render cancelled (seen: `finished-utterance` with completed=False) or its state reset
+  under it: a WAV without frames, after "Audio saved to" was printed. So a render first
+  waits until libespeak is idle (that callback has returned), and afterwards checks the WAV.
 A failed attempt is logged and retried; after `ATTEMPTS` the prompt raises SpeechUnavailable
 and the pages show its text instead (a fresh engine is not an option: libespeak-ng can be
 initialised once per process). The driver's "Audio saved to <file>" print is silenced by
