@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from hotline.asr.detect import Detection, detect_dialect
 from hotline.asr.events import (
+    CaptionEvent,
     Timeline,
     final_event,
     is_junk,
@@ -68,7 +69,7 @@ RETRY_SECONDS = 2.0
 MAX_FAILURES = 5
 WARM_SECONDS = 0.5
 
-EventSink = Callable[[dict[str, Any]], None]
+EventSink = Callable[[CaptionEvent], None]
 
 
 class CaptionsUnavailable(HotlineError):
@@ -513,7 +514,7 @@ class CaptionStream:
                 self._queue.clear()
                 self._finish()
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: CaptionEvent) -> None:
         try:
             self._loop.call_soon_threadsafe(self._on_event, event)
         except RuntimeError:  # loop closed: nobody is listening any more

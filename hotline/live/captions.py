@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.asr.events import CaptionEvent
 from hotline.asr.transcriber import CaptionEngine, CaptionStream, CaptionsUnavailable
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
@@ -206,12 +207,12 @@ class LiveCaptions:
             self._send_state(call)
 
     # ----------------------------------------------------------------- events out
-    def _on_caption(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
+    def _on_caption(self, call_id: str, speaker: str, caption: CaptionEvent) -> None:
         call = self.sb.calls.get(call_id)
         state = self.calls.get(call_id)
         if call is None or state is None:
             return
-        event = {**event, "call_id": call_id, "speaker": speaker}
+        event: dict[str, Any] = {**caption, "call_id": call_id, "speaker": speaker}
         if event["type"] == "captions_status":
             state.status[speaker] = event
         agent = self.sb.agents.get(call.agent_id or 0)
