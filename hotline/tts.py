@@ -122,7 +122,8 @@ class Speech:
                     continue
                 try:
                     if renderer is None:
-                        renderer = self._make_renderer()
+                        with _ENGINE_LOCK:  # it sets properties and callbacks on the engine
+                            renderer = self._make_renderer()
                     future.set_result(self._render_one(renderer, text, voice, path))
                 except Exception as exc:
                     self.failed += 1
@@ -132,7 +133,8 @@ class Speech:
                     )
         finally:
             if renderer is not None:
-                renderer.close()
+                with _ENGINE_LOCK:
+                    renderer.close()
 
     def _render_one(self, renderer: Renderer, text: str, voice: str, path: Path) -> Path:
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.wav")

@@ -44,6 +44,20 @@ def test_real_renders_are_complete_and_print_nothing(
     assert "Audio saved to" not in capfd.readouterr().out
 
 
+def test_two_speech_objects_share_the_engine_safely(tmp_path: Path) -> None:
+    """pyttsx3 gives every thread the same engine (as two servers in one process get)."""
+    one, two = Speech(tmp_path / "one"), Speech(tmp_path / "two")
+    try:
+        futures = [s.render(f"번호 {i} 안녕하세요", "ko") for i in range(3) for s in (one, two)]
+        paths = [f.result(timeout=60) for f in futures]
+    finally:
+        one.close()
+        two.close()
+    for path in paths:
+        check_wav(path)
+    assert one.rendered == two.rendered == 3
+
+
 def test_canary_pyttsx3_espeak_driver_internals() -> None:
     """Fails when pyttsx3 changes what tts.py relies on: review EspeakRenderer then."""
     from pyttsx3.drivers import _espeak
