@@ -48,11 +48,15 @@ def prepare(data_dir: Path, agents: int = 2) -> None:
 
     db = Database(data_dir / "hotline.sqlite3")
     db.migrate()
+    from hotline.db import sessions as sessions_db
+
     with db.transaction():
         for i in range(agents):
             agent = agents_db.add(db, f"bench{i}", "x", ["cmn"])
             for day in range(1, 8):
                 store.add_shift(db, agent.id, day, 0, 24, now())
+            # signed in, so that bench/common.agent_token's tickets name a live session
+            sessions_db.create(db, agent.id, sid=f"bench-session-{agent.id}")
     db.close()
 
 

@@ -64,14 +64,29 @@ def seed_agents(data_dir: Path, count: int, dialects: list[str]) -> list[int]:
         agents_db.add(db, f"bench{i}", f"pw-{i}", dialects, display_name=f"Bench {i}").id
         for i in range(count)
     ]
+    bench_sessions(db, ids)
     db.close()
     return ids
 
 
-def agent_token(agent_id: int) -> str:
-    from hotline.tokens import Signer
+def bench_sessions(db: Any, ids: list[int]) -> None:
+    """Sign the bench's agents in (a websocket ticket names a live session)."""
+    from hotline.db import sessions as sessions_db
 
-    return Signer(SECRET).dumps("ws", {"agent": agent_id})
+    for agent_id in ids:
+        sessions_db.create(db, agent_id, sid=f"bench-session-{agent_id}")
+
+
+def agent_token(agent_id: int) -> str:
+    """A single-use websocket ticket for a bench agent (signed in by bench_sessions)."""
+    import secrets
+
+    from hotline.tokens import Signer, digest
+
+    return Signer(SECRET).dumps(
+        "ws",
+        {"agent": agent_id, "s": digest(f"bench-session-{agent_id}"), "n": secrets.token_hex(8)},
+    )
 
 
 class ServerProcess:
@@ -89,6 +104,11 @@ class ServerProcess:
             "HOTLINE_ICE_LOOPBACK": "1",
             "HOTLINE_SECRET_KEY": SECRET,
             "HOTLINE_LOG_LEVEL": "WARNING",
+            # A bench's many simulated people all connect from 127.0.0.1: per-address limits
+            # off unless the bench sets them (surge does, giving each caller an address).
+            "HOTLINE_WS_CALLERS_PER_ADDRESS": "1000000",
+            "HOTLINE_WS_CALLS_PER_ADDRESS_MINUTE": "1000000",
+            "HOTLINE_TTS_RENDERS_PER_ADDRESS_MINUTE": "1000000",
             **{f"HOTLINE_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -166,8 +186,16 @@ class Peer:
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str) -> Peer:
-        return cls(await connect(url, compression=None, max_size=2**22, open_timeout=30))
+    async def open(cls, url: str, headers: dict[str, str] | None = None) -> Peer:
+        return cls(
+            await connect(
+                url,
+                compression=None,
+                max_size=2**22,
+                open_timeout=30,
+                additional_headers=headers,
+            )
+        )
 
     async def _read(self) -> None:
         with contextlib.suppress(Exception):

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Peer, ServerProcess, agent_token, raise_nofile  # noqa: E402
+from common import Peer, ServerProcess, agent_token, bench_sessions, raise_nofile  # noqa: E402
 
 LEFTOVER = ("hotline_gateway_legs", "hotline_asr_streams", "hotline_calls_in_flight")
 
@@ -53,6 +53,7 @@ def seed(data_dir: Path, agents: int, elders: int) -> tuple[list[int], list[str]
     db = Database(data_dir / "hotline.sqlite3")
     db.migrate()
     ids = [agents_db.add(db, f"soak{i}", f"pw-{i}", ["ko"]).id for i in range(agents)]
+    bench_sessions(db, ids)
     links = [
         elders_db.new_link(db, elders_db.add(db, f"할머니{i}", dialect="ko").id).token
         for i in range(elders)

@@ -28,6 +28,10 @@ by design, so this is bounded by ~1 s plus the fan-out).
 Clocks: time.perf_counter and the server's loop.time() are both CLOCK_MONOTONIC, shared by all
 processes of the machine.
 
+With `--attack`, an outsider's floods (bench/attack.py: slow HTTP clients, an anonymous
+caller flood, a burst of spoken-place URLs) run during the measure phase, and the JSON gains
+attack_http_p95_ms, attack_caller_position_shift and attack_errors.
+
 The last line printed is one JSON object.
 """
 
@@ -58,14 +62,17 @@ from common import (  # noqa: E402
     Peer,
     ServerProcess,
     agent_token,
+    bench_sessions,
     own_cpu_seconds,
     percentile,
     raise_nofile,
     seed_agents,
 )
 
+from hotline.config import Config  # noqa: E402
 from tests.media import FRAME, RATE, AudioPeer, ToneTrack  # noqa: E402
 
+DEFAULTS = Config()  # the per-address limits as shipped
 LINE, FAST = "cmn", "yue"  # the long line; the tap->ring stream with its own free agents
 
 
@@ -130,9 +137,10 @@ class RawSocket(asyncio.Protocol):
     generator, not the server, the bottleneck on 2 cores). Frames the server sends are
     parsed by hand; text frames are timestamped on arrival and queued as JSON."""
 
-    def __init__(self, path: str, host: str) -> None:
+    def __init__(self, path: str, host: str, forwarded: str = "") -> None:
         self.path = path
         self.host = host
+        self.forwarded = forwarded
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.open = False
@@ -147,6 +155,7 @@ class RawSocket(asyncio.Protocol):
             (
                 f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"X-Forwarded-For: {self.forwarded or '127.0.0.1'}\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
         )
@@ -245,10 +254,11 @@ class Holder:
         """One waiting caller on a bare-bones websocket client (see RawSocket)."""
         loop = asyncio.get_running_loop()
         url = urlsplit(self.ws_url)
+        address = caller_address(self.rng)
         try:
             _, ws = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: RawSocket(f"{url.path}?role=caller", url.netloc),
+                    lambda: RawSocket(f"{url.path}?role=caller", url.netloc, address),
                     url.hostname,
                     url.port,
                 ),
@@ -473,7 +483,10 @@ async def ring_stream(
         while time.perf_counter() < stop:
             caller = None
             try:
-                caller = await Peer.open(f"{ws_url}?role=caller")
+                caller = await Peer.open(
+                    f"{ws_url}?role=caller",
+                    headers={"X-Forwarded-For": caller_address(random.Random())},
+                )
                 await caller.expect("hello")
                 t0 = time.perf_counter()
                 await caller.send({"type": "call", "dialect": FAST})
@@ -526,6 +539,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     nofile = raise_nofile(args.callers + args.agents * 2 + 2048)
     print(f"# RLIMIT_NOFILE soft limit {nofile} (server and helpers inherit it)", flush=True)
     server = ServerProcess(
+        # Each simulated caller is a different person: through the "proxy" at 127.0.0.1 they
+        # bring their own address (caller_address), so per-address limits apply as in life.
+        trusted_proxy="127.0.0.1",
+        ws_callers_per_address=DEFAULTS.ws_callers_per_address,
+        ws_calls_per_address_minute=DEFAULTS.ws_calls_per_address_minute,
+        tts_renders_per_address_minute=DEFAULTS.tts_renders_per_address_minute,
         overflow_seconds=10**7,
         ring_timeout_seconds=60,
         rejoin_seconds=600,
@@ -608,7 +627,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         stream: dict[str, Any] = {}
         # Fewer yue callers at once than free yue agents: tap->ring, not a wait for an agent.
         concurrency = max(1, min(args.ring_concurrency, fast_agents // 2))
-        await ring_stream(server.ws_url, agents, args.measure, concurrency, stream)
+        attacked: dict[str, Any] = {}
+        if args.attack:
+            import attack
+
+            results = await asyncio.gather(
+                ring_stream(server.ws_url, agents, args.measure, concurrency, stream),
+                attack.run(server.http_port, server.ws_url, args.measure),
+            )
+            attacked = results[1]
+        else:
+            await ring_stream(server.ws_url, agents, args.measure, concurrency, stream)
         measure_s = time.perf_counter() - since
         measure_cpu = server.cpu_seconds() - cpu1
         await agents.set_status(LINE, "away")
@@ -667,6 +696,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "staleness_p99_ms": _r(percentile(stale, 99)),
             "tap_to_ring_p95_ms": _r(percentile(stream.get("ring_ms", []), 95)),
             "errors": len(errors),
+            **attacked,
         }
     finally:
         for h in holders:
@@ -687,8 +717,14 @@ def seed_agents_named(data_dir: Path, count: int, dialects: list[str]) -> list[i
     db = Database(data_dir / "hotline.sqlite3")
     db.migrate()
     ids = [agents_db.add(db, f"fast{i}", f"pw-{i}", dialects).id for i in range(count)]
+    bench_sessions(db, ids)
     db.close()
     return ids
+
+
+def caller_address(rng: random.Random) -> str:
+    """A simulated caller's own address, from the benchmarking range 198.18.0.0/15."""
+    return f"198.{18 + rng.getrandbits(1)}.{rng.getrandbits(8)}.{rng.getrandbits(8)}"
 
 
 def _r(value: float | None) -> float | None:
@@ -715,6 +751,11 @@ def main() -> int:
     )
     parser.add_argument("--profile", default="", help="py-spy collapsed-stack output file")
     parser.add_argument("--holders", type=int, default=2, help="caller-holding processes")
+    parser.add_argument(
+        "--attack",
+        action="store_true",
+        help="floods from an outsider during the measure phase (bench/attack.py)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.callers, args.ramp, args.agents, args.measure = 1000, 20.0, 60, 10.0

@@ -103,7 +103,9 @@ class Config:
     callback_bookings_per_address_hour: int = setting(
         10, "Family bookings accepted per client address per hour."
     )
-    callback_open_per_phone: int = setting(3, "Open callback bookings allowed per elder phone.")
+    callback_open_per_phone: int = setting(
+        3, "Open callback bookings allowed per elder phone from one address."
+    )
     service_level_seconds: float = setting(
         20.0, "Service level: share of calls answered within this many seconds (wallboard)."
     )
@@ -112,6 +114,61 @@ class Config:
     )
     service_level_target: float = setting(
         0.8, "Service-level goal (0-1) drawn as the target line on the wallboard charts."
+    )
+    # --- holding against an outsider (docs/reliability.md, "Limits against abuse") ---
+    trusted_proxy: str = setting(
+        "", "Address of the reverse proxy whose X-Forwarded-For is trusted; empty: none."
+    )
+    allowed_origins: list[str] = setting(
+        [],
+        'Websocket origins allowed, e.g. ["https://hotline.example"]; empty: base URL + localhost.',
+    )
+    http_connection_limit: int = setting(400, "Open HTTP connections the server holds at most.")
+    http_connections_per_address: int = setting(
+        16, "Open HTTP connections one client address may hold (the trusted proxy is exempt)."
+    )
+    http_channel_timeout: int = setting(
+        30, "An HTTP connection that sends nothing for this many seconds is closed."
+    )
+    http_request_seconds: int = setting(
+        15, "A request not fully received this long after its first byte is dropped (slow drip)."
+    )
+    http_cleanup_interval: int = setting(2, "Seconds between sweeps for stalled HTTP connections.")
+    http_max_body_bytes: int = setting(
+        1024 * 1024, "Largest request body the HTTP server reads (larger: 413, never spooled)."
+    )
+    ws_callers_per_address: int = setting(
+        20, "Caller pages without a link one client address may have open at once."
+    )
+    ws_calls_per_address_minute: int = setting(
+        10, "Calls one client address may start per minute (call/hangup churn included)."
+    )
+    tts_cache_mb: int = setting(
+        1024, "Speech cache size in MB; past it, the oldest files are deleted first."
+    )
+    tts_renders_per_address_minute: int = setting(
+        30, "New (not yet cached) spoken prompts one address may have rendered per minute."
+    )
+    card_failures_per_address_hour: int = setting(
+        5, "Wrong card codes one address may try per hour before card booking is locked for it."
+    )
+    card_failures_hour: int = setting(
+        50, "Wrong card codes tried per hour by everyone before card booking is locked for all."
+    )
+    login_failures_per_account_address: int = setting(
+        5, "Wrong passwords for one account from one address within 15 minutes before a pause."
+    )
+    login_failures_per_address: int = setting(
+        20, "Wrong passwords from one address within 15 minutes before it is paused."
+    )
+    callback_open_per_phone_total: int = setting(
+        10, "Open bookings per elder phone from all addresses together."
+    )
+    ice_max_candidates: int = setting(
+        16, "Remote ICE candidates the gateway considers per tap offer (the rest are dropped)."
+    )
+    metrics_token: str = setting(
+        "", "Bearer token for /metrics; empty: supervisors or direct loopback scrapes only."
     )
 
     @classmethod

@@ -15,8 +15,13 @@ from hotline.tokens import Signer
 
 MANDARIN = "sit/cmn-latn-pinyin"
 ENGLISH = "gmw/en-us"
-MAX_AHEAD = 1_000_000
-MAX_MINUTES = 100_000
+# The place-in-line prompts are a small fixed set, so that the cache of spoken files stays
+# small and a client cannot make the server render (and store) a new file per URL: people
+# ahead are said exactly up to 50, then "more than 50"; minutes are rounded up to a step,
+# up to "more than 120".
+AHEAD_STEPS = tuple(range(0, 51))
+MINUTE_STEPS = (*range(1, 11), 15, 20, 30, 45, 60, 90, 120)
+MORE = "plus"  # suffix of the open-ended last step ("50plus", "120plus")
 
 
 def voice_for(lang: str, dialect_voice: str | None) -> str:
@@ -50,22 +55,41 @@ class Prompts:
         return self.url_for_text(t(lang, key, **values), lang, dialect)
 
     def place_url(self, lang: str, dialect: str, ahead: int, minutes: int) -> str:
-        """The spoken place in line (ahead 0: "you are next")."""
-        return f"/tts/place/{lang}/{dialect}/{ahead}-{minutes}.wav"
+        """The spoken place in line (ahead 0: "you are next"), rounded to the fixed set."""
+        ahead_part, minutes_part = step(ahead, AHEAD_STEPS), step(minutes, MINUTE_STEPS)
+        return f"/tts/place/{lang}/{dialect}/{ahead_part}-{minutes_part}.wav"
 
-    def place_text(self, lang: str, dialect: str, ahead: int, minutes: int) -> tuple[str, str]:
-        """(text, voice) of a place URL's parts; ValueError if they are not ones we make."""
+    def place_text(
+        self, lang: str, dialect: str, ahead: str | int, minutes: str | int
+    ) -> tuple[str, str]:
+        """(text, voice) of a place URL's parts; ValueError unless they are in the fixed set."""
         if lang not in LANGS or dialect not in self.voices:
             raise ValueError("unknown language or dialect")
-        if not (0 <= ahead <= MAX_AHEAD and 1 <= minutes <= MAX_MINUTES):
-            raise ValueError("out of range")
-        if ahead == 0:
+        ahead, minutes = str(ahead), str(minutes)
+        if ahead not in _AHEAD_PARTS or minutes not in _MINUTE_PARTS:
+            raise ValueError("not a place we announce")
+        many, long = ahead.endswith(MORE), minutes.endswith(MORE)
+        n, m = int(ahead.removesuffix(MORE)), int(minutes.removesuffix(MORE))
+        if n == 0:
             text = t(lang, "caller.say_next")
         else:
-            text = t(lang, "caller.say_queue", ahead=ahead, minutes=minutes)
+            key = "caller.say_queue" + ("_many" if many else "") + ("_long" if long else "")
+            text = t(lang, key, ahead=n, minutes=m)
         return text, voice_for(lang, self.voices.get(dialect))
 
     def decode(self, token: str) -> tuple[str, str]:
         """(text, voice) of a prompt token; raises Unauthorized if forged."""
         payload = self.signer.loads("tts", token)
         return str(payload["t"]), str(payload["v"])
+
+
+def step(value: int, steps: tuple[int, ...]) -> str:
+    """`value` as the URL part of its step: rounded up to the next step (a wait is never
+    promised shorter), or "<last>plus" beyond the last step."""
+    if value > steps[-1]:
+        return f"{steps[-1]}{MORE}"
+    return str(next(s for s in steps if s >= value))
+
+
+_AHEAD_PARTS = frozenset({str(s) for s in AHEAD_STEPS} | {f"{AHEAD_STEPS[-1]}{MORE}"})
+_MINUTE_PARTS = frozenset({str(s) for s in MINUTE_STEPS} | {f"{MINUTE_STEPS[-1]}{MORE}"})

@@ -30,7 +30,7 @@ from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
 from hotline.privacy import MaskingFilter
-from hotline.web import create_app
+from hotline.web import create_app, listener
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ def install_log_masking() -> None:
 
 async def start(cfg: Config) -> Running:
     """Start everything on the running loop; ports 0 pick free ports."""
-    from waitress import create_server
-
     install_log_masking()
     if cfg.ice_loopback:
         use_loopback_candidates()
@@ -113,6 +111,7 @@ async def start(cfg: Config) -> Running:
 
     services._snapshot = snapshot
     services._kick = switchboard.kick
+    services._close_sockets = live.close_account
     if cfg.caption_warm:
         threading.Thread(
             target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True
@@ -120,11 +119,7 @@ async def start(cfg: Config) -> Running:
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)
-    # poll(), not select(): during a surge the websocket side holds thousands of sockets, and
-    # select() cannot watch a descriptor above 1024 (the pages stopped loading).
-    http = create_server(
-        app, host=cfg.host, port=cfg.http_port, threads=8, ident=None, asyncore_use_poll=True
-    )
+    http = listener.build(app, cfg, host=cfg.host, port=cfg.http_port)
     http_port = http.effective_port
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()

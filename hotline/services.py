@@ -37,11 +37,30 @@ class Services:
 
     _snapshot: Any = None  # set by hotline.server.start: Switchboard.snapshot plus extras
     _kick: Any = None  # set by hotline.server.start: Switchboard.kick
+    _close_sockets: Any = None  # set by hotline.server.start: LiveServer.close_account
 
     def kick_agent(self, agent_id: int) -> None:
         """Disconnect an agent's live console (from any thread)."""
         if self._kick is not None:
             self.hub.call_threadsafe(self._kick, agent_id)
+
+    def close_sockets(
+        self, agent_id: int, code: str, session: str | None = None, keep: str | None = None
+    ) -> None:
+        """Close every socket of an account, or of one of its sessions, or all but the
+        session `keep` (stored session hashes), from any thread."""
+        if self._close_sockets is not None:
+            self.hub.call_threadsafe(self._close_sockets, agent_id, code, session, keep)
+
+    def sign_out_everywhere(self, agent_id: int, code: str, keep: str | None = None) -> None:
+        """End every session and socket of an account (disabled, role or password changed),
+        but the session `keep` (its stored hash) and its sockets, if given."""
+        from hotline.db import sessions as sessions_db
+
+        sessions_db.delete_for_agent(self.db, agent_id, keep)
+        if keep is None:
+            self.kick_agent(agent_id)
+        self.close_sockets(agent_id, code, keep=keep)
 
     def dialect_names(self, lang: str) -> dict[str, str]:
         return {d.id: d.name(lang) for d in self.registry.dialects.values()}
@@ -52,6 +71,10 @@ def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Servi
     db = Database(cfg.db_path or Path(cfg.data_dir) / "hotline.sqlite3")
     if migrate:
         db.migrate()
+        from hotline.db import elders as elders_db
+
+        if lengthened := elders_db.lengthen_card_codes(db):
+            log.warning("%d short card codes were redrawn: print those cards again", lengthened)
     registry = load_registry(cfg.registry_path)
     signer = Signer(cfg.secret_key)
     voices = {d.id: d.voice for d in registry.dialects.values()}
@@ -64,7 +87,7 @@ def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Servi
         hub=hub or Hub(),
         signer=signer,
         registry=registry,
-        speech=Speech(Path(cfg.data_dir) / "tts"),
+        speech=Speech(Path(cfg.data_dir) / "tts", max_bytes=cfg.tts_cache_mb * 1024 * 1024),
         prompts=Prompts(signer, voices),
         guidance=library,
     )

@@ -65,9 +65,17 @@ class Renderer(Protocol):
 class Speech:
     """Renders text to WAV files in a cache directory, on its own thread."""
 
-    def __init__(self, cache_dir: Path, renderer: Callable[[], Renderer] | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        max_bytes: int = 1024 * 1024 * 1024,
+        renderer: Callable[[], Renderer] | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.evicted = 0
+        self._cache_bytes = sum(_sizes(self.cache_dir).values())
         self._make_renderer = renderer or EspeakRenderer
         self._jobs: queue.Queue[tuple[str, str, Path, Future[Path]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
@@ -76,6 +84,30 @@ class Speech:
         self.rendered = 0
         self.retries = 0  # attempts that failed and were tried again (or given up)
         self.failed = 0  # prompts that could not be rendered at all
+
+    def cached(self, text: str, voice: str) -> bool:
+        """Whether this prompt is already rendered (serving it costs no CPU)."""
+        return self.path_for(" ".join(text.split())[:MAX_TEXT], voice).exists()
+
+    def _keep_bounded(self, added: Path) -> None:
+        """Account a new file; past `max_bytes`, delete the oldest files down to 90 % (never
+        the one just made: it is about to be served)."""
+        self._cache_bytes += added.stat().st_size
+        if self._cache_bytes <= self.max_bytes:
+            return
+        sizes = _sizes(self.cache_dir)
+        self._cache_bytes = sum(sizes.values())
+        for path in sorted(sizes, key=_mtime):
+            if self._cache_bytes <= self.max_bytes * 0.9:
+                break
+            if path == added:
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            self._cache_bytes -= sizes[path]
+            self.evicted += 1
 
     def path_for(self, text: str, voice: str) -> Path:
         key = hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()[:32]
@@ -152,6 +184,7 @@ class Speech:
                 continue
             os.replace(tmp, path)
             self.rendered += 1
+            self._keep_bounded(path)
             return path
         raise SpeechUnavailable(f"speech could not be rendered in {ATTEMPTS} attempts")
 
@@ -218,6 +251,26 @@ def check_wav(path: Path) -> None:
         raise RenderFailed("the WAV has no frames")
     if size < 44 + need:
         raise RenderFailed(f"the WAV is cut short ({size} bytes for {frames} frames)")
+
+
+def _sizes(folder: Path) -> dict[Path, int]:
+    """Size of every finished WAV in the cache (temporary files are not the cache's)."""
+    out: dict[Path, int] = {}
+    for path in folder.glob("*.wav"):
+        if ".tmp." in path.name:
+            continue
+        try:
+            out[path] = path.stat().st_size
+        except OSError:
+            continue
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def duration_seconds(path: Path) -> float:

@@ -27,6 +27,11 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
         secret_key="test-secret-key",
         ring_timeout_seconds=15.0,
         caption_warm=0,  # load speech models only in tests that caption
+        # Every test client is 127.0.0.1: per-address limits would count the whole suite as
+        # one caller (tests/test_attacks_*.py set small ones and come from several addresses).
+        ws_callers_per_address=100_000,
+        ws_calls_per_address_minute=100_000,
+        tts_renders_per_address_minute=100_000,
     )
     values.update(overrides)
     return Config.from_env(env={}, **values)
@@ -148,9 +153,23 @@ class Client:
         self._task.cancel()
 
 
+def agent_ticket(srv: Any, agent_id: int) -> str:
+    """A single-use websocket ticket for the agent, bound to a new signed-in session (what
+    /api/ws-token hands a console)."""
+    from hotline.db import agents as agents_db
+    from hotline.db import sessions as sessions_db
+    from hotline.tokens import digest, new_secret
+
+    # (an unknown agent gets a ticket naming a session that does not exist)
+    sid = sessions_db.create(srv.db, agent_id)[0] if agents_db.get(srv.db, agent_id) else "x"
+    return str(
+        srv.services.signer.dumps("ws", {"agent": agent_id, "s": digest(sid), "n": new_secret()})
+    )
+
+
 async def connect_call(srv: ServerThread, agent_id: int, link: str) -> tuple[Client, Client, str]:
     """An agent takes calls, the caller with `link` taps, the agent answers: (agent, caller, id)."""
-    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
+    ticket = agent_ticket(srv, agent_id)
     agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
     await agent.expect("hello")
     await agent.send({"type": "status", "status": "available"})

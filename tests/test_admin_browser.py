@@ -19,7 +19,7 @@ from hotline.db import elders as elders_db
 from hotline.db import guidance as guidance_db
 from hotline.db import transcripts as transcripts_db
 from tests.browser import browser, login, screenshot
-from tests.support import SLOW, Client, ServerThread
+from tests.support import SLOW, Client, ServerThread, agent_ticket
 
 pytestmark = pytest.mark.browser
 PASSWORD = "boss password 1"
@@ -115,7 +115,7 @@ def test_wallboard_follows_the_line_and_watches_a_call(server: ServerThread) -> 
         return c
 
     async def agent_takes_a_call() -> str:
-        token = server.services.signer.dumps("ws", {"agent": ann.id})
+        token = agent_ticket(server, ann.id)
         agent = await open_ws(f"{server.ws}?role=agent&token={token}", "hello")
         await agent.send({"type": "status", "status": "available"})
         await agent.expect("status", status="available")

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from hotline.db import agents as agents_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client, ServerThread
+from tests.support import SLOW, Client, ServerThread, agent_ticket
 from tests.support import test_config as config_for
 from tests.test_call_ws import (
     add_agent,
@@ -267,7 +267,7 @@ def _old_token(secret: str, payload: Any, age: float) -> str:
 
 def _tokens(srv: ServerThread, agent_id: int) -> dict[str, tuple[str, int]]:
     secret = srv.cfg.secret_key
-    good = srv.services.signer.dumps("ws", {"agent": agent_id})
+    good = agent_ticket(srv, agent_id)
     return {
         "missing": ("", 401),
         "garbage": ("not.a.token", 401),

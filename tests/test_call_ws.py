@@ -19,7 +19,8 @@ import pytest
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client, ServerThread, async_wait_until
+from hotline.prompts import MINUTE_STEPS, step
+from tests.support import SLOW, Client, ServerThread, agent_ticket, async_wait_until
 from tests.support import test_config as config_for
 
 _names = itertools.count(1)
@@ -33,7 +34,7 @@ def add_agent(server: ServerThread, dialects: tuple[str, ...] = ("cmn",)) -> int
 
 
 def agent_url(server: ServerThread, agent_id: int) -> str:
-    token = server.services.signer.dumps("ws", {"agent": agent_id})
+    token = agent_ticket(server, agent_id)
     return f"{server.ws}?role=agent&token={token}"
 
 
@@ -532,15 +533,12 @@ def test_positions_and_eta_follow_the_line(server: ServerThread) -> None:
             # Exactly the documented fields (the message is built from a template).
             assert set(msg) == {"type", "call_id", "position", "ahead", "eta_seconds", "state",
                                 "offer_callback", "at", "say"}  # fmt: skip
-            assert (
-                msg["say"] == f"/tts/place/zh_CN/cmn/{i - 1}-{max(1, round(i * default / 60))}.wav"
-            )
+            minutes = step(max(1, round(i * default / 60)), MINUTE_STEPS)
+            assert msg["say"] == f"/tts/place/zh_CN/cmn/{i - 1}-{minutes}.wav"
             assert isinstance(msg["at"], float) and isinstance(msg["eta_seconds"], int)
             assert msg["ahead"] == i - 1 and msg["state"] == "waiting"
             assert msg["eta_seconds"] == round(i * default)  # no agent, no history
-            assert msg["offer_callback"] is (
-                msg["eta_seconds"] >= server.cfg.callback_offer_seconds
-            )
+            assert msg["offer_callback"] is False  # no link: no number to call back
         last = callers[3]
         mark = len(last.seen)
         # Two callers ahead leave back to back: the rest move up, updates coalesced.
@@ -753,13 +751,16 @@ def test_spoken_place_is_a_plain_url_that_renders(server: ServerThread) -> None:
         return msg
 
     msg = run(scenario())
-    assert msg["say"] == f"/tts/place/zh_CN/cmn/1-{max(1, round(msg['eta_seconds'] / 60))}.wav"
+    minutes = step(max(1, round(msg["eta_seconds"] / 60)), MINUTE_STEPS)
+    assert msg["say"] == f"/tts/place/zh_CN/cmn/1-{minutes}.wav"
     with urllib.request.urlopen(server.http + msg["say"], timeout=30) as r:
         assert r.headers["Content-Type"] == "audio/wav" and r.read(4) == b"RIFF"
     for bad in (
         "/tts/place/xx/cmn/1-1.wav",  # unknown language
         "/tts/place/zh_CN/klingon/1-1.wav",  # unknown dialect
         "/tts/place/zh_CN/cmn/1-0.wav",  # minutes out of range
+        "/tts/place/zh_CN/cmn/1-11.wav",  # not a step of the fixed set
+        "/tts/place/zh_CN/cmn/51-1.wav",  # beyond the exact range: only "50plus"
         "/tts/place/zh_CN/cmn/99999999-1.wav",  # too many ahead
         "/tts/place/zh_CN/cmn/-1-1.wav",
     ):

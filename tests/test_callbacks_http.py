@@ -211,7 +211,12 @@ def fill(env: Env, slot: int, n: int) -> None:
         ({"note": "长" * 201}, 422, "最多 200", "at most 200"),
         ({"contact": "not an address"}, 422, "手机号或邮箱", "phone number or e-mail"),
         ({"topic": "weather"}, 422, "要帮什么忙", "need help with"),
-        ({"card_code": "999999", "name": ""}, 404, "没找到这个卡号", "could not find that card"),
+        (
+            {"card_code": "9999999999", "name": ""},
+            404,
+            "没找到这个卡号",
+            "could not find that card",
+        ),
         ({"idem": ""}, 422, "页面已过期", "page expired"),
     ],
 )

@@ -13,7 +13,14 @@ from hotline.db import agents as agents_db
 from hotline.db import callbacks as callbacks_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import Client, ServerThread, async_wait_until, test_config, wait_until
+from tests.support import (
+    Client,
+    ServerThread,
+    agent_ticket,
+    async_wait_until,
+    test_config,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -36,7 +43,7 @@ def rejoin_window_over(srv: ServerThread, call_id: str) -> bool:
 
 
 async def agent_client(srv: ServerThread, agent_id: int, available: bool = True) -> Client:
-    ticket = srv.services.signer.dumps("ws", {"agent": agent_id})
+    ticket = agent_ticket(srv, agent_id)
     agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
     await agent.expect("hello")
     if available:

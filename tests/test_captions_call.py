@@ -18,7 +18,7 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db import transcripts as transcripts_db
 from tests.asr_helpers import file_decode_text, make_speech_wav, word_similarity, write_pcm
-from tests.support import SLOW, Client, ServerThread, connect_call, test_config
+from tests.support import SLOW, Client, ServerThread, agent_ticket, connect_call, test_config
 
 
 def speech_file(tmp_path: Path) -> Path:
@@ -180,7 +180,7 @@ def test_unknown_dialect_is_detected_and_shown_to_the_agent(tmp_path: Path) -> N
         assert srv.running.captions.detection_candidates("ko") == ["ko", "ko-b"]
 
         async def scenario() -> dict:
-            ticket = srv.services.signer.dumps("ws", {"agent": agent_row.id})
+            ticket = agent_ticket(srv, agent_row.id)
             agent = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
             await agent.expect("hello")
             await agent.send({"type": "status", "status": "available"})

@@ -33,7 +33,7 @@ import pytest
 from hotline.db import Database
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client
+from tests.support import SLOW, Client, agent_ticket
 from tests.test_call_ws import (
     add_agent,
     connect_call,
@@ -340,7 +340,7 @@ def test_stuck_agent_console_does_not_hold_up_the_line(server) -> None:
     stuck_id = add_agent(server)
 
     async def scenario() -> tuple[int, bool]:
-        ticket = server.services.signer.dumps("ws", {"agent": stuck_id})
+        ticket = agent_ticket(server, stuck_id)
         stuck = StuckSocket.open(f"{server.ws}?role=agent&token={ticket}")
         first = await open_caller(server)
         await tap(first, "yue")

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hotline.db import agents as agents_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client, ServerThread
+from tests.support import SLOW, Client, ServerThread, agent_ticket
 from tests.support import test_config as config_for
 
 CALLER_TYPES = ["call", "hangup", "signal", "tap_offer", "rate", "ping", "captions"]
@@ -146,7 +146,7 @@ class Harness:
         self.loop.run(self.build())
 
     def agent_url(self, agent_id: int) -> str:
-        token = self.srv.services.signer.dumps("ws", {"agent": agent_id})
+        token = agent_ticket(self.srv, agent_id)
         return f"{self.srv.ws}?role=agent&token={token}"
 
     async def build(self) -> None:

@@ -15,7 +15,7 @@ from hotline.db import Database
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client, ServerThread, test_config
+from tests.support import SLOW, Client, ServerThread, agent_ticket, test_config
 
 
 def test_waiting_callers_keep_their_place_across_a_restart(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_waiting_callers_keep_their_place_across_a_restart(tmp_path: Path) -> No
             q = await c.expect("queued")
             queued.append((q["call_id"], q["rejoin"]))
             clients.append(c)
-        ticket = srv.services.signer.dumps("ws", {"agent": agent.id})
+        ticket = agent_ticket(srv, agent.id)
         a = await Client.open(f"{srv.ws}?role=agent&token={ticket}")
         await a.expect("hello")
         await a.send({"type": "status", "status": "available"})

@@ -22,7 +22,7 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db import transcripts as transcripts_db
 from hotline.web import create_app
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, agent_ticket
 from tests.support import test_config as config_for
 
 PW = "role-matrix-password"
@@ -114,7 +114,7 @@ READS: list[tuple[str, tuple[int, ...]]] = [
     ("/api/admin/calls", (401, 401, 401, 403, 403, 200)),
     ("/api/admin/calls/C", (401, 401, 401, 403, 403, 200)),
     ("/api/admin/agents", (401, 401, 401, 403, 403, 200)),
-    ("/agent/elders/E/card.svg", (401, 401, 401, 200, 200, 200)),
+    ("/agent/elders/E/card.svg", (401, 401, 401, 403, 403, 200)),
 ]
 
 
@@ -225,7 +225,7 @@ def test_websocket_role_matrix(world: World) -> None:
     srv = world.srv
 
     def url(agent_id: int) -> str:
-        return f"{srv.ws}?role=agent&token={srv.services.signer.dumps('ws', {'agent': agent_id})}"
+        return f"{srv.ws}?role=agent&token={agent_ticket(srv, agent_id)}"
 
     async def scenario() -> dict[str, Any]:
         a = await Client.open(url(world.a.id))

@@ -7,11 +7,11 @@ import asyncio
 from hotline.db import agents as agents_db
 from hotline.db import audit
 from hotline.db import elders as elders_db
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, agent_ticket
 
 
 def ticket(srv: ServerThread, agent_id: int) -> str:
-    return srv.services.signer.dumps("ws", {"agent": agent_id})
+    return agent_ticket(srv, agent_id)
 
 
 def test_wallboard_socket_watches_without_taking_calls(server: ServerThread) -> None:

@@ -139,8 +139,9 @@ def test_throttle_per_account(client: FlaskClient) -> None:
     assert response.status_code == 429
     assert 'data-error="login_throttled"' in response.get_data(as_text=True)
     assert sid(client) is None
-    # Another address is throttled too: the limit is on the account.
-    assert login(client, "mei", PASSWORD, REMOTE_ADDR="10.9.8.7").status_code == 429
+    # Another address is not: the limit is on (account, address), so a stranger guessing
+    # cannot lock the agent out (issue 17, finding 8).
+    assert login(client, "mei", PASSWORD, REMOTE_ADDR="10.9.8.7").status_code == 303
 
 
 def test_throttle_per_address(app: Flask, services: Services) -> None:
@@ -206,7 +207,12 @@ def test_ws_token_needs_a_session(client: FlaskClient, services: Services) -> No
     got = client.get("/api/ws-token").get_json()
     payload = services.signer.loads("ws", got["token"], max_age=got["expires_in"])
     agent = agents_db.by_username(services.db, "mei")
-    assert payload == {"agent": agent.id}
+    # Bound to this session (its stored hash) and single-use (a nonce), issue 17.
+    assert set(payload) == {"agent", "s", "n"} and payload["agent"] == agent.id
+    assert (
+        services.db.query_one("SELECT agent_id FROM sessions WHERE id_hash = ?", (payload["s"],))[0]
+        == agent.id
+    )
     assert got["expires_in"] == services.cfg.ws_token_seconds
 
 

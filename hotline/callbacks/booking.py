@@ -15,8 +15,9 @@ NOTE_MAX = 200
 NAME_MAX = 40
 MAX_WINDOWS = 5
 _IDEM = re.compile(r"[A-Za-z0-9_\-]{16,64}")
-_CARD = re.compile(r"[0-9]{6}")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
+_CARD = re.compile(r"[0-9]{10}")
+# One recipient: no commas, semicolons, quotes, brackets or spaces in the local part.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
 _PHONE_JUNK = re.compile(r"[\s\-()]")
 
 
@@ -100,7 +101,7 @@ def parse_form(
     idem = (form.get("idem") or "").strip()
     if not _IDEM.fullmatch(idem):
         raise BookingError("family.err_form_expired", "idem")
-    card = (form.get("card_code") or "").strip().replace(" ", "")
+    card = (form.get("card_code") or "").strip().replace(" ", "").replace("-", "")
     name = (form.get("name") or "").strip()
     phone_raw = (form.get("phone") or "").strip()
     if card:

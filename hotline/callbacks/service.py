@@ -102,6 +102,8 @@ class CallbackService:
     def book(self, req: BookingRequest, address: str) -> Booked:
         """Commit a family booking (or return the one this idempotency key already made)."""
         now = self.clock()
+        if req.card_code and store.by_idem(self.db, req.idem_key) is None:
+            self._check_card(req.card_code, address, now)
         with self.db.transaction():
             existing = store.by_idem(self.db, req.idem_key)
             if existing is not None:
@@ -117,18 +119,23 @@ class CallbackService:
             phone = req.phone or (elder.phone if elder else "")
             if not phone:
                 raise BookingError("family.err_phone", "phone")
-            if store.open_by_phone(self.db, phone) >= self.cfg.callback_open_per_phone:
-                raise BookingError(
-                    "family.err_rate_phone", "phone", status=429, n=self.cfg.callback_open_per_phone
-                )
+            # Per address, then for everyone: a stranger typing the elder's number a few
+            # times must not use up the family's bookings.
+            per_address = self.cfg.callback_open_per_phone
+            total = self.cfg.callback_open_per_phone_total
+            if store.open_by_phone_from(self.db, phone, address) >= per_address:
+                raise BookingError("family.err_rate_phone", "phone", status=429, n=per_address)
+            if store.open_by_phone(self.db, phone) >= total:
+                raise BookingError("family.err_rate_phone", "phone", status=429, n=total)
             slot = self._first_free(req.windows, req.dialect)
+            new_link = None
             if elder is None:
                 lang = "en" if req.dialect == "en" else "zh_CN"
                 elder = elders_db.add(
                     self.db, req.name, phone=phone, dialect=req.dialect, lang=lang
                 )
-            new_link = None
-            if not any(lk.state(now) == "ok" for lk in elders_db.links_of(self.db, elder.id)):
+                # Only a new elder gets a link from a booking; a card booking never issues
+                # one (the card may have been revoked: new cards come from staff).
                 new_link = elders_db.new_link(self.db, elder.id).token
             booking_id = store.insert(
                 self.db,
@@ -157,6 +164,17 @@ class CallbackService:
         log.info("callback %s booked for %s", booking.code, mask_phone(phone))
         self._confirm(booking)
         return Booked(booking, True)
+
+    def _check_card(self, code: str, address: str, now: float) -> None:
+        """Refuse card guessing: failures are counted per address and for everyone; past
+        either limit, card booking pauses (booking by name and phone still works)."""
+        mine, every = elders_db.card_failures(self.db, address, now - 3600)
+        if mine >= self.cfg.card_failures_per_address_hour or every >= self.cfg.card_failures_hour:
+            raise BookingError("family.err_card_locked", "card_code", status=429)
+        if elders_db.by_card_code(self.db, code) is None:
+            elders_db.record_card_failure(self.db, address, now)
+            log.warning("wrong card code from %s", address)
+            raise BookingError("family.err_card_unknown", "card_code", status=404)
 
     def get(self, booking_id: int) -> Booking:
         booking = store.get(self.db, booking_id)
@@ -303,6 +321,11 @@ class CallbackService:
             elder, dialect = self._caller(call_id, elder_id)
             if elder is None or not elder.phone:
                 return None
+            # One open "abandoned" task per elder: starting and dropping calls again and
+            # again must not stack priority tasks (line-jumping) or ring agents each time.
+            already = store.open_of_kind(self.db, elder.id, "abandoned")
+            if already is not None:
+                return already
             return store.insert(
                 self.db,
                 {

@@ -110,10 +110,13 @@ def record_login_failure(db: Database, username: str, address: str) -> None:
 def recent_login_failures(
     db: Database, username: str, address: str, window: float
 ) -> tuple[int, int]:
-    """Failures in the last `window` seconds for (this account, this address)."""
+    """Failures in the last `window` seconds for (this account from this address, this
+    address). Never for the account alone: anyone could then lock an agent out."""
     since = now() - window
     by_user = _count(
-        db, "SELECT COUNT(*) FROM login_failures WHERE at > ? AND username = ?", (since, username)
+        db,
+        "SELECT COUNT(*) FROM login_failures WHERE at > ? AND username = ? AND address = ?",
+        (since, username, address),
     )
     by_addr = _count(
         db, "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)

@@ -21,3 +21,12 @@ def entries(db: Database, *, action: str | None = None, limit: int = 200) -> lis
         params = (action,)
     sql += " ORDER BY id DESC LIMIT ?"
     return [dict(r) for r in db.query(sql, (*params, limit))]
+
+
+def did(db: Database, actor: str, action: str, subject: str) -> bool:
+    """Whether `actor` has an audit entry of `action` on `subject`."""
+    row = db.query_one(
+        "SELECT 1 FROM audit_log WHERE actor = ? AND action = ? AND subject = ? LIMIT 1",
+        (actor, action, subject),
+    )
+    return row is not None

@@ -185,6 +185,27 @@ def recent_by_address(db: Database, address: str, since: float) -> int:
     return int(row[0]) if row else 0
 
 
+def open_of_kind(db: Database, elder_id: int, kind: str) -> int | None:
+    """The id of an open booking of this kind for the elder, if any."""
+    marks = ",".join("?" for _ in ACTIVE)
+    row = db.query_one(
+        f"SELECT id FROM callbacks WHERE elder_id = ? AND kind = ? AND status IN ({marks})"
+        " ORDER BY id LIMIT 1",
+        (elder_id, kind, *ACTIVE),
+    )
+    return int(row[0]) if row else None
+
+
+def open_by_phone_from(db: Database, phone: str, address: str) -> int:
+    """Open bookings for this phone made from this address."""
+    marks = ",".join("?" for _ in ACTIVE)
+    row = db.query_one(
+        f"SELECT COUNT(*) FROM callbacks WHERE phone = ? AND address = ? AND status IN ({marks})",
+        (phone, address, *ACTIVE),
+    )
+    return int(row[0]) if row else 0
+
+
 def open_by_phone(db: Database, phone: str) -> int:
     marks = ",".join("?" for _ in ACTIVE)
     row = db.query_one(

@@ -135,3 +135,12 @@ def rate(db: Database, call_id: str, rating: str) -> bool:
         (rating, call_id),
     )
     return cur.rowcount > 0
+
+
+def in_call_with(db: Database, agent_id: int, elder_id: int) -> bool:
+    """Whether the agent has a call with this elder that has not ended (answered or not)."""
+    row = db.query_one(
+        "SELECT 1 FROM calls WHERE agent_id = ? AND elder_id = ? AND ended_at IS NULL LIMIT 1",
+        (agent_id, elder_id),
+    )
+    return row is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from hotline.db import Database, now
 
@@ -58,9 +59,20 @@ def _link(row) -> Link:
     )
 
 
+CARD_DIGITS = 10  # 8**10 ~ 1.07e9 codes: guessing is hopeless within the failure limits
+
+
 def _card_code() -> str:
-    # Short, unambiguous digits a family member can read off the printed card.
-    return "".join(secrets.choice("23456789") for _ in range(6))
+    # Unambiguous digits a family member can read off the printed card (no 0/1 vs O/l).
+    return "".join(secrets.choice("23456789") for _ in range(CARD_DIGITS))
+
+
+def _free_card_code(conn: Any) -> str:
+    for _ in range(20):
+        code = _card_code()
+        if not conn.execute("SELECT 1 FROM elders WHERE card_code = ?", (code,)).fetchone():
+            return code
+    raise RuntimeError("no free card code found")
 
 
 def add(
@@ -74,10 +86,7 @@ def add(
 ) -> Elder:
     """Create an elder (a unique card code is drawn)."""
     with db.transaction() as conn:
-        for _ in range(20):
-            code = _card_code()
-            if not conn.execute("SELECT 1 FROM elders WHERE card_code = ?", (code,)).fetchone():
-                break
+        code = _free_card_code(conn)
         cur = conn.execute(
             "INSERT INTO elders (name, phone, dialect, lang, hard_of_hearing, card_code, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -131,3 +140,33 @@ def revoke_link(db: Database, token: str) -> bool:
         "UPDATE links SET revoked_at = ? WHERE token = ? AND revoked_at IS NULL", (now(), token)
     )
     return cur.rowcount > 0
+
+
+def rotate_card_code(db: Database, elder_id: int) -> str:
+    """Draw a new card code for the elder (the printed card's code stops working)."""
+    with db.transaction() as conn:
+        code = _free_card_code(conn)
+        conn.execute("UPDATE elders SET card_code = ? WHERE id = ?", (code, elder_id))
+    return code
+
+
+def lengthen_card_codes(db: Database) -> int:
+    """Redraw every card code shorter than CARD_DIGITS (codes from before 0008); idempotent."""
+    rows = db.query("SELECT id, card_code FROM elders")
+    short = [r["id"] for r in rows if len(r["card_code"]) < CARD_DIGITS]
+    for elder_id in short:
+        rotate_card_code(db, elder_id)
+    return len(short)
+
+
+def record_card_failure(db: Database, address: str, at: float) -> None:
+    db.execute("INSERT INTO card_failures (at, address) VALUES (?, ?)", (at, address))
+
+
+def card_failures(db: Database, address: str, since: float) -> tuple[int, int]:
+    """Wrong card codes since `since`: (from this address, from everyone)."""
+    mine = db.query_one(
+        "SELECT COUNT(*) FROM card_failures WHERE address = ? AND at >= ?", (address, since)
+    )
+    every = db.query_one("SELECT COUNT(*) FROM card_failures WHERE at >= ?", (since,))
+    return int(mine[0]) if mine else 0, int(every[0]) if every else 0

@@ -53,6 +53,13 @@ class LiveCallbacks:
 
     # ----------------------------------------------------------------- caller messages
     async def _request(self, ctx: Context, msg: dict[str, Any]) -> None:
+        elder = ctx.conn.elder
+        if elder is None or not elder.phone:
+            # Nobody to call back: such an entry would wait (and ring agents) for no one.
+            raise Conflict(
+                "we have no number to call you back on; please stay on the line",
+                code="no_phone",
+            )
         call = self.sb.request_callback(ctx.conn)
         position = self.sb.line.position(call.call_id)
         eta = call.last_queue_msg[1] if call.last_queue_msg else 0

@@ -25,11 +25,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from hotline.addresses import client_address
 from hotline.config import Config
 from hotline.db import agents as agents_db
+from hotline.db import sessions as sessions_db
 from hotline.db.agents import Agent
-from hotline.errors import BadMessage, Forbidden, HotlineError, Unauthorized
+from hotline.errors import BadMessage, Forbidden, HotlineError, TooMany, Unauthorized
 from hotline.i18n import LANGS
+from hotline.limits import Gauge, WindowCounter
 from hotline.live import messages
 from hotline.live.hub import Conn
 from hotline.live.switchboard import Switchboard
@@ -49,6 +52,7 @@ class Context:
     role: str
     agent_id: int | None = None
     supervisor: bool = False
+    account: int | None = None  # the account whose sockets this one is counted among
 
 
 class LeanConnection(ServerConnection):
@@ -58,6 +62,8 @@ class LeanConnection(ServerConnection):
     most a frame or two queued, so a list serves both; with thousands waiting this is 6 MB.
     Only done where the installed websockets has exactly the structures this relies on.
     """
+
+    client_ip = ""  # the client's address (behind the trusted proxy: the one it saw)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,6 +112,14 @@ class LiveServer:
         self._server: Any = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self.errors = 0
+        # Per-address limits for callers (docs/reliability.md, "Limits against abuse").
+        self.anonymous_callers = Gauge()
+        self.call_starts = WindowCounter(cfg.ws_calls_per_address_minute, 60.0)
+        # Signed-in sockets by account, and each one's session, so that a disabled, demoted
+        # or signed-out account loses every socket at once; tickets are single-use.
+        self.accounts: dict[int, set[Conn]] = {}
+        self.conn_sessions: dict[Conn, str] = {}
+        self._used_tickets: dict[str, float] = {}
         for kind, spec in messages.CALLER.items():
             self.route("caller", kind, spec, getattr(self, f"_caller_{kind}"))
         for kind, spec in messages.AGENT.items():
@@ -185,6 +199,10 @@ class LiveServer:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
         if not self._origin_ok(request.headers):
             return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        peer = connection.remote_address[0] if connection.remote_address else ""
+        connection.client_ip = client_address(  # type: ignore[attr-defined]
+            str(peer), request.headers.get("X-Forwarded-For"), self.cfg.trusted_proxy
+        )
         query = parse_qs(url.query)
         role = query.get("role", [""])[0]
         if role not in ("caller", "agent", "supervisor"):
@@ -199,25 +217,58 @@ class LiveServer:
         return None
 
     def _origin_ok(self, headers: Headers) -> bool:
+        """A fixed allow-list: the configured origins, or else the public base URL's host
+        and the localhost forms. Never "whatever the Host header says" (DNS rebinding)."""
         origin = headers.get("Origin")
         if origin is None:
             return True  # not a browser; authentication still applies
-        allowed = {
-            urlsplit(self.cfg.public_base_url).hostname,
-            "localhost",
-            "127.0.0.1",
-            "[::1]",
-            "::1",
-        }
-        host = (headers.get("Host") or "").rsplit(":", 1)[0]
-        origin_host = urlsplit(origin).hostname
-        return origin_host in allowed or origin_host == host.strip("[]")
+        if self.cfg.allowed_origins:
+            return origin.rstrip("/").lower() in {
+                o.rstrip("/").lower() for o in self.cfg.allowed_origins
+            }
+        allowed = {urlsplit(self.cfg.public_base_url).hostname, "localhost", "127.0.0.1", "::1"}
+        try:
+            return urlsplit(origin).hostname in allowed
+        except ValueError:
+            return False
 
     def _agent_from_token(self, token: str) -> int:
+        return int(self._ticket(token)["agent"])
+
+    def _ticket(self, token: str) -> dict[str, Any]:
+        """A ticket's payload (signed, fresh, naming an agent, a session and a nonce)."""
         payload = self.signer.loads("ws", token, max_age=self.cfg.ws_token_seconds)
-        if not isinstance(payload, dict) or not isinstance(payload.get("agent"), int):
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("agent"), int)
+            or not isinstance(payload.get("s"), str)
+            or not isinstance(payload.get("n"), str)
+        ):
             raise Unauthorized("bad token")
-        return int(payload["agent"])
+        return payload
+
+    def _use_ticket(self, nonce: str) -> None:
+        """Spend a ticket's nonce: a ticket opens one socket, once."""
+        now = self.sb.clock()
+        if len(self._used_tickets) > 10_000:
+            self._used_tickets = {n: t for n, t in self._used_tickets.items() if t > now}
+        if self._used_tickets.get(nonce, 0) > now:
+            raise Unauthorized("this ticket was already used", code="ticket_used")
+        self._used_tickets[nonce] = now + self.cfg.ws_token_seconds + 1
+
+    def close_account(
+        self, agent_id: int, code: str, session: str | None = None, keep: str | None = None
+    ) -> int:
+        """Close every socket of an account, or only those of one session, or all but those
+        of the session `keep` (stored session hashes)."""
+        closed = 0
+        for conn in list(self.accounts.get(agent_id, ())):
+            mine = self.conn_sessions.get(conn)
+            if (session is None or mine == session) and (keep is None or mine != keep):
+                conn.send({"type": "error", "code": code, "detail": "signed out"})
+                conn.close(code=4003, reason=code)
+                closed += 1
+        return closed
 
     # ----------------------------------------------------------------- connection
     async def _handle(self, ws: ServerConnection) -> None:
@@ -236,6 +287,8 @@ class LiveServer:
         role = query.get("role", [""])[0]
         conn.role = role
         ctx = Context(conn, role)
+        address = getattr(ws, "client_ip", "") or "?"
+        counted = False
         try:
             if role == "agent":
                 if not await self._open_agent(ctx, query):
@@ -243,8 +296,14 @@ class LiveServer:
             elif role == "supervisor":
                 if not await self._open_board(ctx, query):
                     return
-            elif not await self._open_caller(ctx, query):
-                return
+            else:
+                if not query.get("link", [""])[0]:
+                    if not self.anonymous_callers.acquire(address, self.cfg.ws_callers_per_address):
+                        await self._reject(conn, TooMany("too many callers from here"))
+                        return
+                    counted = True
+                if not await self._open_caller(ctx, query):
+                    return
             del query  # held for the whole connection otherwise (thousands wait)
             while True:  # recv() directly: no async generator kept per waiting caller
                 await self._dispatch(ctx, await ws.recv())
@@ -254,6 +313,15 @@ class LiveServer:
             self.errors += 1
             log.exception("connection %s (%s) failed", conn.id, role)
         finally:
+            if counted:
+                self.anonymous_callers.release(address)
+            if ctx.account is not None:
+                held = self.accounts.get(ctx.account)
+                if held is not None:
+                    held.discard(conn)
+                    if not held:
+                        del self.accounts[ctx.account]
+            self.conn_sessions.pop(conn, None)
             self.conns.discard(conn)
             self.sb.hub.unsubscribe(conn)
             try:
@@ -269,11 +337,31 @@ class LiveServer:
     async def _signed_in(
         self, ctx: Context, query: dict[str, list[str]], *, supervisor: bool = False
     ) -> Agent | None:
-        """The enabled account behind the connection's ticket, or None (rejected, closed)."""
+        """The enabled account behind the connection's ticket, or None (rejected, closed).
+
+        The ticket is spent here (single use) and its session must still be signed in."""
         try:
-            agent_id = self._agent_from_token(query.get("token", [""])[0])
+            ticket = self._ticket(query.get("token", [""])[0])
+            self._use_ticket(ticket["n"])
         except HotlineError as exc:
             await self._reject(ctx.conn, exc)
+            return None
+        agent_id, session = int(ticket["agent"]), str(ticket["s"])
+        # Counted among the account's sockets before the session is checked: a sign-out
+        # landing meanwhile either fails the check or finds this socket to close.
+        ctx.account = agent_id
+        self.accounts.setdefault(agent_id, set()).add(ctx.conn)
+        self.conn_sessions[ctx.conn] = session
+        alive = await asyncio.to_thread(
+            sessions_db.alive,
+            self.sb.db,
+            session,
+            agent_id,
+            self.cfg.session_idle_minutes * 60,
+            self.cfg.session_max_hours * 3600,
+        )
+        if not alive:
+            await self._reject(ctx.conn, Unauthorized("signed out"))
             return None
         agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
         if agent is None or agent.disabled:
@@ -367,6 +455,8 @@ class LiveServer:
 
     # ----------------------------------------------------------------- caller routes
     async def _caller_call(self, ctx: Context, msg: dict[str, Any]) -> None:
+        if not self.call_starts.allow(getattr(ctx.conn.ws, "client_ip", "") or "?"):
+            raise TooMany("too many calls from here; please wait a minute", code="rate_limited")
         elder = ctx.conn.elder
         dialect = elder.dialect if elder else (msg.get("dialect") or self.cfg.default_dialect)
         if not elder and dialect not in self.dialects:

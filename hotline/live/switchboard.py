@@ -18,6 +18,7 @@ from typing import Any
 
 from hotline import queue as line_mod
 from hotline import routing
+from hotline.addresses import filter_candidates
 from hotline.calls.gateway import Gateway
 from hotline.config import Config
 from hotline.db import Database
@@ -398,7 +399,7 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.caller is not None or call.state == ENDED:
             return
-        if call.callback_requested:
+        if call.callback_requested and call.elder is not None and call.elder.phone:
             return  # stays in line; the callbacks domain takes it when its turn comes
         outcome = "caller_dropped" if call.state == HELD else "abandoned"
         await self.end_call(call, outcome=outcome, by="network")
@@ -752,6 +753,13 @@ class Switchboard:
         if call.state != CONNECTED:
             raise Conflict("the call is not connected", code="not_connected")
         speaker = "caller" if agent_id is None else "agent"
+        # The gateway contacts every remote candidate (STUN checks): only public addresses,
+        # and only a few, or a caller could make it probe hosts and ports on our network.
+        sdp, dropped = filter_candidates(
+            sdp, allow_local=self.cfg.ice_loopback, max_candidates=self.cfg.ice_max_candidates
+        )
+        if dropped:
+            log.info("call %s: %d remote ICE candidates dropped", call.call_id, dropped)
         answer = await self.gateway.answer(call.call_id, speaker, sdp)
         conn.send({"type": "tap_answer", "call_id": call.call_id, "sdp": answer})
         self._notify("tap", call, {"speaker": speaker})
@@ -851,7 +859,9 @@ class Switchboard:
             minutes = max(1, round(eta / 60))
             url = self.prompts.place_url(call.lang, call.dialect, max(0, position - 1), minutes)
             say = f',"say":"{url}"'
-        offer = "true" if eta >= self.cfg.callback_offer_seconds else "false"
+        # Only a caller we have a number for can be called back (no phoneless entries).
+        can_call_back = call.elder is not None and bool(call.elder.phone)
+        offer = "true" if can_call_back and eta >= self.cfg.callback_offer_seconds else "false"
         call.caller.send_json(
             f'{{"type":"queue","call_id":"{call.call_id}","position":{position},'
             f'"ahead":{max(0, position - 1)},"eta_seconds":{eta},"state":"{call.state}",'

@@ -7,6 +7,7 @@ page are sent to the sign-in form. Every change is written to the audit log.
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import re
 from datetime import date, datetime, timedelta
@@ -333,7 +334,12 @@ def calls_page() -> Any:
 
 @bp.get("/api/admin/calls")
 def calls_api() -> Any:
-    return {"calls": _search(limit=int(request.args.get("limit", "100") or 100))}
+    raw = request.args.get("limit", "100") or "100"
+    if not raw.isdigit() or len(raw) > 6:
+        raise BadMessage(
+            f"limit must be a number up to {reports_db.SEARCH_LIMIT}", code="bad_field"
+        )
+    return {"calls": _search(limit=max(1, min(int(raw), reports_db.SEARCH_LIMIT)))}
 
 
 CSV_FIELDS = (
@@ -589,8 +595,15 @@ def edit_agent(agent_id: int) -> Any:
     )
     if password:
         agents_db.set_password(s.db, agent_id, password)
-    if disabled and not agent.disabled:
-        s.kick_agent(agent_id)  # an open console must not keep taking calls
+    if (disabled and not agent.disabled) or role != agent.role or password:
+        # Every session and socket of the account ends: a disabled account must not keep
+        # taking calls, a demoted supervisor must not keep watching (wallboard, monitor),
+        # and a changed password must lock out whoever had the old one.
+        # (Changing your own password keeps this session: you stay signed in here only.)
+        keep = g.session["id_hash"] if agent.id == g.agent.id else None
+        s.sign_out_everywhere(
+            agent_id, "account_disabled" if disabled else "account_changed", keep=keep
+        )
     changes = [
         f"{k}={v}"
         for k, v, old in (
@@ -629,17 +642,48 @@ def revoke_link() -> Any:
     if link is None:
         raise NotFound("no such link")
     elders_db.revoke_link(s.db, token)
+    # The card code is printed on the same card: it stops working too (a new card from
+    # staff carries a new link and a new code).
+    elders_db.rotate_card_code(s.db, link.elder_id)
     audit.record(s.db, _actor(), "link_revoke", f"elder:{link.elder_id}", token[:6])
     return _done("link_revoked")
 
 
+@bp.post("/admin/elders/<int:elder_id>/card")
+def issue_card(elder_id: int) -> Any:
+    """A new one-tap link for an elder whose card was revoked: the printable card (new link,
+    current card code). Cards come from staff only; a family booking never makes one."""
+    s = services()
+    if elders_db.get(s.db, elder_id) is None:
+        raise NotFound("no such elder")
+    link = elders_db.new_link(s.db, elder_id)
+    audit.record(s.db, _actor(), "link_issue", f"elder:{elder_id}", link.token[:6])
+    return redirect(f"/agent/elders/{elder_id}/card.svg", code=303)
+
+
 # --- metrics and readiness -----------------------------------------------------------------
+
+
+def _may_scrape() -> bool:
+    """The metrics token when one is set; otherwise a supervisor, or a scraper on this host
+    talking to the server directly (no proxy in between: no X-Forwarded-For)."""
+    token = services().cfg.metrics_token
+    if token:
+        sent = request.headers.get("Authorization", "")
+        return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if g.agent is not None and g.agent.role == "supervisor":
+        return True
+    direct = "X-Forwarded-For" not in request.headers and "Forwarded" not in request.headers
+    return direct and request.remote_addr in ("127.0.0.1", "::1")
 
 
 @bp.get("/metrics")
 def metrics() -> Any:
     """Prometheus text format, computed on scrape (counts only, no personal data)."""
     from hotline import metrics as metrics_mod
+
+    if not _may_scrape():
+        raise Unauthorized("metrics need the metrics token", code="metrics_token")
 
     registry = current_app.extensions.get("hotline_metrics")
     if registry is None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from flask import Blueprint, g, make_response, redirect, render_template, request
 
 from hotline.db import agents as agents_db
 from hotline.db import audit
+from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db import sessions as sessions_db
-from hotline.errors import BadMessage, HotlineError, NotFound
+from hotline.errors import BadMessage, Forbidden, HotlineError, NotFound
 from hotline.i18n import subset
 from hotline.privacy import mask_phone
 from hotline.web import security
@@ -92,6 +94,8 @@ def logout() -> Any:
         sessions_db.delete(s.db, sid)
     if g.agent is not None:
         audit.record(s.db, f"agent:{g.agent.id}", "logout")
+        # The session is gone server-side; its sockets go with it (other sessions stay).
+        s.close_sockets(g.agent.id, "signed_out", session=g.session["id_hash"])
     response = make_response(redirect("/agent", code=303))
     response.delete_cookie(security.SESSION_COOKIE)
     return response
@@ -101,7 +105,9 @@ def logout() -> Any:
 @login_required()
 def ws_token() -> Any:
     """A short-lived signed ticket the console opens its websocket with."""
-    token = services().signer.dumps("ws", {"agent": g.agent.id})
+    token = services().signer.dumps(
+        "ws", {"agent": g.agent.id, "s": g.session["id_hash"], "n": secrets.token_urlsafe(12)}
+    )
     return {"token": token, "expires_in": services().cfg.ws_token_seconds}
 
 
@@ -152,10 +158,22 @@ def elder_card(elder_id: int) -> Any:
     from hotline.web.cards import card_svg
 
     s = services()
+    actor = f"agent:{g.agent.id}"
+    subject = f"elder:{elder_id}"
+    # The card is the elder's credential (its link rings the hotline as them, its code books
+    # calls to their phone): supervisors, the agent who registered the elder, or an agent
+    # in a call with the elder right now (to resend it to them); every fetch is audited.
+    if not (
+        g.agent.role == "supervisor"
+        or audit.did(s.db, actor, "elder_add", subject)
+        or calls_db.in_call_with(s.db, g.agent.id, elder_id)
+    ):
+        raise Forbidden("only supervisors, or an agent in a call with this elder")
     elder = elders_db.get(s.db, elder_id)
     links = [lk for lk in elders_db.links_of(s.db, elder_id) if lk.state() == "ok"] if elder else []
     if elder is None or not links:
         raise NotFound("no working link")
+    audit.record(s.db, actor, "card_view", subject)
     url = f"{s.cfg.public_base_url.rstrip('/')}/c/{links[-1].token}"
     svg = card_svg(segno.make(url, error="m"), elder.name, elder.lang, elder.card_code)
     return svg, 200, {"Content-Type": "image/svg+xml; charset=utf-8"}

@@ -175,6 +175,11 @@ def _manage_page(
     if booking.new_link_token and _link_ok(s.db, booking.new_link_token):
         card_url = f"/family/b/{token}/card.svg"
         link_url = f"{s.cfg.public_base_url.rstrip('/')}/c/{booking.new_link_token}"
+    # The elder's card was revoked and no working link is left: say so (new cards come
+    # from staff; a booking never issues one for an existing elder).
+    card_withdrawn = elder is not None and not any(
+        lk.state() == "ok" for lk in elders_db.links_of(s.db, elder.id)
+    )
     days = _days(svc, svc.available(booking.dialect), lang) if booking.status == "booked" else []
     boot = {"lang": lang, "strings": subset(lang, ("family.",)), "manage_url": request.url}
     return (
@@ -190,6 +195,7 @@ def _manage_page(
             view=svc.family_view(booking),
             new=request.args.get("new") == "1",
             card_url=card_url,
+            card_withdrawn=card_withdrawn,
             link_url=link_url,
             days=days,
             error=error,

@@ -17,8 +17,7 @@ from hotline.errors import Forbidden, TooMany, Unauthorized
 SESSION_COOKIE = "hl_session"
 LOGIN_CSRF_COOKIE = "hl_login_csrf"
 FAIL_WINDOW = 15 * 60
-MAX_FAILS_PER_ACCOUNT = 5
-MAX_FAILS_PER_ADDRESS = 20
+PUBLIC_CACHEABLE = ("/static/", "/tts/")
 
 
 def services() -> Any:
@@ -81,10 +80,16 @@ def login_csrf_token(response: Response | None = None) -> str:
 
 
 def throttle_login(username: str, address: str) -> None:
-    fails_user, fails_addr = agents_db.recent_login_failures(
+    """Pause sign-in for (this account from this address) or for this address: a stranger
+    guessing an agent's password locks out themselves, not the agent."""
+    cfg = services().cfg
+    fails_pair, fails_addr = agents_db.recent_login_failures(
         services().db, username, address, FAIL_WINDOW
     )
-    if fails_user >= MAX_FAILS_PER_ACCOUNT or fails_addr >= MAX_FAILS_PER_ADDRESS:
+    if (
+        fails_pair >= cfg.login_failures_per_account_address
+        or fails_addr >= cfg.login_failures_per_address
+    ):
         raise TooMany("too many wrong passwords; wait 15 minutes", code="login_throttled")
 
 
@@ -104,6 +109,10 @@ def add_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self)")
+    if not request.path.startswith(PUBLIC_CACHEABLE):
+        # Pages and APIs carry personal data (names, links, bookings, tickets): never kept
+        # by a browser or a proxy cache. Static files and spoken prompts are the same for all.
+        response.headers["Cache-Control"] = "no-store"
     token = g.get("set_login_csrf")
     if token and request.cookies.get(LOGIN_CSRF_COOKIE) != token:
         response.set_cookie(
