@@ -133,7 +133,7 @@ def open_form(port: int) -> Form:
     if status != 200:
         raise RuntimeError(f"GET /family -> {status}")
     csrf = re.search(r"hl_login_csrf=([^;]+)", headers.get("set-cookie", "")).group(1)
-    slots = [int(v) for v in re.findall(rb'name="slot" value="(\d+)"', body)]
+    slots = [int(v) for v in re.findall(rb'<option value="(\d+)"', body)]  # the time choice
     return Form(csrf, slots)
 
 

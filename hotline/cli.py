@@ -76,17 +76,26 @@ def _agents_list(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _ui_lang(cfg: Config, dialect: str) -> str:
+    """The UI language the registry declares for a dialect (zh_CN for an unknown one)."""
+    from hotline.asr.registry import load_registry
+
+    found = load_registry(cfg.registry_path).dialects.get(dialect)
+    return found.ui_lang if found else "zh_CN"
+
+
 def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
     from hotline.privacy import mask_phone
     from hotline.web.cards import write_card
 
     db = open_db(cfg)
+    lang = args.lang or _ui_lang(cfg, args.dialect)
     elder = elders_db.add(
         db,
         args.name,
         phone=args.phone or "",
         dialect=args.dialect,
-        lang=args.lang,
+        lang=lang,
         hard_of_hearing=args.hard_of_hearing,
     )
     expires = None
@@ -107,6 +116,21 @@ def _elders_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+DEMO_HOURS = (8, 20)  # the demo agent's shift, every day: family bookings work at once
+
+
+def _demo_shifts(db: Database, agent_id: int) -> None:
+    """Give the demo agent a shift every day (once), so callbacks can be booked and a caller
+    who finds nobody signed in is told when the line is staffed next."""
+    from hotline.db import callbacks as callbacks_db
+    from hotline.db import now
+
+    if any(s.agent_id == agent_id for s in callbacks_db.shifts(db)):
+        return
+    for weekday in range(1, 8):
+        callbacks_db.add_shift(db, agent_id, weekday, *DEMO_HOURS, now())
+
+
 def _demo(args: argparse.Namespace, cfg: Config) -> int:
     """Create (once) and print a demo agent and a demo elder for trying the hotline."""
     db = open_db(cfg)
@@ -114,9 +138,12 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     agent = agents_db.by_username(db, "demo")
     password = "demo-" + secrets.token_hex(3)
     if agent is None:
-        agents_db.add(db, "demo", password, ["cmn", "yue", "ko", "en"], display_name="小王 (demo)")
+        agent = agents_db.add(
+            db, "demo", password, ["cmn", "yue", "ko", "en"], display_name="小王 (demo)"
+        )
     else:
         agents_db.set_password(db, agent.id, password)
+    _demo_shifts(db, agent.id)
     elder = next((e for e in elders_db.all_elders(db) if e.name == "张阿姨"), None)
     if elder is None:
         elder = elders_db.add(db, "张阿姨", phone="13812345678", dialect="cmn")
@@ -126,7 +153,9 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     # A Korean-speaking elder too: the Korean speech model ships, so captions work at once.
     ko = next((e for e in elders_db.all_elders(db) if e.name == "김할머니"), None)
     if ko is None:
-        ko = elders_db.add(db, "김할머니", phone="13987654321", dialect="ko")
+        ko = elders_db.add(
+            db, "김할머니", phone="13987654321", dialect="ko", lang=_ui_lang(cfg, "ko")
+        )
     ko_link = next((lk for lk in elders_db.links_of(db, ko.id) if lk.state() == "ok"), None)
     if ko_link is None:
         ko_link = elders_db.new_link(db, ko.id)
@@ -139,6 +168,9 @@ def _demo(args: argparse.Namespace, cfg: Config) -> int:
     print("Mandarin captions need its model: python -m hotline models install cmn --from FILE")
     print(
         f"Family booking page: {cfg.public_base_url.rstrip('/')}/family   (card code {elder.card_code})"
+    )
+    print(
+        f"Demo shifts: 小王 every day {DEMO_HOURS[0]}:00-{DEMO_HOURS[1]}:00 (hotline shifts list)"
     )
     print("Open the agent console and the caller link in two browser windows.")
     print("=" * 64)
@@ -175,7 +207,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], Handl
     p = elders.add_parser("add", help="create an elder and print their one-tap link")
     p.add_argument("name")
     p.add_argument("--dialect", default="cmn")
-    p.add_argument("--lang", choices=["zh_CN", "en"], default="zh_CN")
+    p.add_argument(
+        "--lang", choices=["zh_CN", "en"], default=None, help="(default: the dialect's ui_lang)"
+    )
     p.add_argument("--phone", default="")
     p.add_argument("--hard-of-hearing", action="store_true")
     p.add_argument("--auto-start", action="store_true", help="the link starts the call on open")

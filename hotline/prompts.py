@@ -36,13 +36,37 @@ def voice_for(lang: str, dialect_voice: str | None) -> str:
 class Prompts:
     """Makes signed spoken-prompt URLs."""
 
-    def __init__(self, signer: Signer, voices: dict[str, str]) -> None:
+    def __init__(
+        self,
+        signer: Signer,
+        voices: dict[str, str],
+        wording: dict[str, dict[str, str]] | None = None,
+        ui_langs: dict[str, str] | None = None,
+    ) -> None:
         self.signer = signer
         self.voices = voices  # dialect id -> espeak-ng voice
+        self.wording = wording or {}  # dialect id -> catalogue key -> the dialect's own text
+        self.ui_langs = ui_langs or {}  # dialect id -> the UI language its wording goes with
         self._urls: dict[tuple[str, str], str] = {}  # queue prompts repeat: sign each once
 
+    def spoken(self, lang: str, dialect: str, key: str, **values: object) -> tuple[str, str]:
+        """(text, voice) of a spoken prompt for a page in `lang` and an elder of `dialect`.
+
+        The dialect's own wording (registry `wording`) read by its own voice, when it has the
+        key and the page is in the dialect's UI language; otherwise the catalogue's text, read
+        by the dialect's voice if that voice reads the language, else the language's voice."""
+        own = self.wording.get(dialect, {}).get(key)
+        if own is not None and self.ui_langs.get(dialect, LANGS[0]) == lang:
+            try:
+                return own.format(**values), self.voices[dialect]
+            except (KeyError, IndexError, ValueError):
+                pass  # checked at load time; never speak a broken template
+        return t(lang, key, **values), voice_for(lang, self.voices.get(dialect))
+
     def url_for_text(self, text: str, lang: str, dialect: str) -> str:
-        voice = voice_for(lang, self.voices.get(dialect))
+        return self._signed(text, voice_for(lang, self.voices.get(dialect)))
+
+    def _signed(self, text: str, voice: str) -> str:
         url = self._urls.get((text, voice))
         if url is None:
             if len(self._urls) > 20_000:
@@ -52,7 +76,7 @@ class Prompts:
         return url
 
     def url(self, lang: str, dialect: str, key: str, **values: object) -> str:
-        return self.url_for_text(t(lang, key, **values), lang, dialect)
+        return self._signed(*self.spoken(lang, dialect, key, **values))
 
     def place_url(self, lang: str, dialect: str, ahead: int, minutes: int) -> str:
         """The spoken place in line (ahead 0: "you are next"), rounded to the fixed set."""
@@ -71,11 +95,9 @@ class Prompts:
         many, long = ahead.endswith(MORE), minutes.endswith(MORE)
         n, m = int(ahead.removesuffix(MORE)), int(minutes.removesuffix(MORE))
         if n == 0:
-            text = t(lang, "caller.say_next")
-        else:
-            key = "caller.say_queue" + ("_many" if many else "") + ("_long" if long else "")
-            text = t(lang, key, ahead=n, minutes=m)
-        return text, voice_for(lang, self.voices.get(dialect))
+            return self.spoken(lang, dialect, "caller.say_next")
+        key = "caller.say_queue" + ("_many" if many else "") + ("_long" if long else "")
+        return self.spoken(lang, dialect, key, ahead=n, minutes=m)
 
     def decode(self, token: str) -> tuple[str, str]:
         """(text, voice) of a prompt token; raises Unauthorized if forged."""

@@ -165,3 +165,24 @@ def wait_at(position: int, mean_handle: float, agents_serving: int) -> int:
     if position <= 0:
         return 0
     return int(round(position * mean_handle / max(1, agents_serving)))
+
+
+# The caller's line states besides "ringing": an estimate is given only while someone serves.
+WAITING = "waiting"  # agents who could take the caller are serving: the estimate holds
+PAUSED = "paused"  # such agents are signed in but all away: no estimate until one is back
+UNSTAFFED = "unstaffed"  # nobody who could take the caller is signed in at all
+
+
+def honest_wait(
+    position: int, mean_handle: float, serving: int, signed_in: int
+) -> tuple[str, int | None]:
+    """(state, eta seconds or None): a wait is estimated only from agents actually serving.
+
+    `serving` and `signed_in` count the agents who could take this caller (their dialect, or
+    anyone once the caller has waited the overflow time); signed-in includes the away ones.
+    """
+    if signed_in <= 0:
+        return UNSTAFFED, None
+    if serving <= 0:
+        return PAUSED, None
+    return WAITING, wait_at(position, mean_handle, serving)

@@ -88,6 +88,11 @@ def build(cfg: Config, *, hub: Hub | None = None, migrate: bool = True) -> Servi
         signer=signer,
         registry=registry,
         speech=Speech(Path(cfg.data_dir) / "tts", max_bytes=cfg.tts_cache_mb * 1024 * 1024),
-        prompts=Prompts(signer, voices),
+        prompts=Prompts(
+            signer,
+            voices,
+            wording={d.id: d.wording for d in registry.dialects.values() if d.wording},
+            ui_langs={d.id: d.ui_lang for d in registry.dialects.values()},
+        ),
         guidance=library,
     )

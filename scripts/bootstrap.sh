@@ -45,3 +45,19 @@ if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then
     cp package-lock.json "$js_stamp"
   fi
 fi
+
+# axe-core (npm) for the browser tests' accessibility checks, kept inside .venv (where the
+# tests look for it); pinned, reinstalled when the pin changes.
+AXE_CORE_VERSION=4.14.1
+if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then
+  axe_pkg=.venv/node/node_modules/axe-core/package.json
+  if ! grep -q "\"version\": \"$AXE_CORE_VERSION\"" "$axe_pkg" 2>/dev/null; then
+    if command -v npm >/dev/null; then
+      echo "bootstrap: installing axe-core $AXE_CORE_VERSION from npm into .venv/node"
+      mkdir -p .venv/node
+      npm install --prefix .venv/node --no-audit --no-fund --silent "axe-core@$AXE_CORE_VERSION" >/dev/null
+    else
+      echo "bootstrap: npm missing: browser accessibility tests need axe-core (install Node.js with npm)" >&2
+    fi
+  fi
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # Returns a list of problems for visible elements: text under min_px, contrast under 7:1
@@ -62,3 +63,99 @@ def problems(
     return page.evaluate(
         MEASURE_JS, {"minText": min_text, "minTarget": min_target, "minContrast": min_contrast}
     )
+
+
+# Words broken across lines on buttons and headings. The characters of each text are located
+# with Range client rects (one line = one run of equal tops). A "phrase" (text between spaces
+# and punctuation) that fits the element's width must sit on one line (做好了, 没找到, 不满意
+# are phrases); a longer phrase may wrap, but never inside a word of Intl.Segmenter.
+BROKEN_WORDS_JS = """
+(selector) => {
+  const found = [];
+  const seg = new Intl.Segmenter(document.documentElement.lang || 'zh', {granularity: 'word'});
+  const punct = /[\\s\\p{P}\\p{S}]/u;
+  for (const el of document.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height || getComputedStyle(el).visibility === 'hidden') continue;
+    const chars = [];
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      for (let i = 0; i < n.data.length; i++) {
+        const r = document.createRange();
+        r.setStart(n, i); r.setEnd(n, i + 1);
+        const rect = [...r.getClientRects()].find(q => q.width > 0);
+        chars.push({c: n.data[i], top: rect ? rect.top : null, w: rect ? rect.width : 0,
+                    size: parseFloat(getComputedStyle(n.parentElement).fontSize)});
+      }
+    }
+    const text = chars.map(x => x.c).join('');
+    const lineOf = [];
+    let line = 0, lastTop = null;
+    for (const ch of chars) {
+      if (ch.top !== null) {
+        if (lastTop !== null && ch.top > lastTop + ch.size * 0.5) line += 1;
+        lastTop = ch.top;
+      }
+      lineOf.push(line);
+    }
+    const style = getComputedStyle(el);
+    const inner = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const label = el.tagName + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '');
+    // phrases; in a long instruction (.gd-text) only quoted labels count as phrases
+    const quotedOnly = el.matches('.gd-text');
+    let quoted = false;
+    let start = 0;
+    for (let i = 0; i <= chars.length; i++) {
+      if (i < chars.length && chars[i].c === '「') quoted = true;
+      if (i < chars.length && chars[i].c === '」') quoted = false;
+      if (i === chars.length || punct.test(chars[i].c) || (quotedOnly && !quoted)) {
+        if (quotedOnly && i < chars.length && chars[i].c !== '」') { start = i + 1; continue; }
+        if (i > start) {
+          const width = chars.slice(start, i).reduce((s, x) => s + x.w, 0);
+          if (lineOf[i - 1] !== lineOf[start] && width <= inner) {
+            found.push(`${label}: "${text.slice(start, i)}" broken across lines in "${text.trim()}"`);
+          }
+        }
+        start = i + 1;
+      }
+    }
+    // words of long phrases
+    for (const w of seg.segment(text)) {
+      if (!w.isWordLike) continue;
+      const a = w.index, b = w.index + w.segment.length - 1;
+      if (lineOf[a] !== lineOf[b]) found.push(`${label}: word "${w.segment}" broken in "${text.trim()}"`);
+    }
+  }
+  return [...new Set(found)];
+}
+"""
+
+WORD_SELECTOR = "button, h1, h2, legend, .huge, summary, label.choice, label.hour, .gd-text"
+
+
+def broken_words(page: Any, selector: str = WORD_SELECTOR) -> list[str]:
+    """Buttons and headings whose text breaks a phrase or a word across two lines."""
+    return page.evaluate(BROKEN_WORDS_JS, selector)
+
+
+AXE_JS = (
+    Path(__file__).resolve().parent.parent
+    / ".venv"
+    / "node"
+    / "node_modules"
+    / "axe-core"
+    / "axe.min.js"
+)
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's violations on the page (WCAG 2.x A/AA rules), as 'rule: node' lines.
+
+    The page's CSP forbids injected scripts: the test's browser bypasses CSP (bypass_csp)."""
+    if not page.evaluate("() => Boolean(window.axe)"):
+        page.add_script_tag(content=AXE_JS.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => v.nodes.map(n => v.id + ': ' + n.target.join(' '))).flat()"
+    )
+    return list(result)

@@ -73,9 +73,17 @@ def browser(
     audio_file: Path | None = None,
     viewport: tuple[int, int] = (1280, 800),
     extra_args: list[str] | None = None,
+    autoplay: bool = True,
+    bypass_csp: bool = False,
 ) -> Iterator[Any]:
-    """A fresh chromium profile (persistent context), closed afterwards."""
+    """A fresh chromium profile (persistent context), closed afterwards.
+
+    autoplay=False keeps a real browser's rule (no sound before the first tap on a page);
+    bypass_csp lets a test inject axe-core past the pages' strict CSP."""
     args = list(BASE_ARGS) + list(extra_args or [])
+    if not autoplay:
+        args.remove("--autoplay-policy=no-user-gesture-required")
+        args.append("--autoplay-policy=user-gesture-required")
     if audio_file is not None:
         args.append(f"--use-file-for-fake-audio-capture={audio_file}")
     with tempfile.TemporaryDirectory(prefix="hotline-chromium-") as profile:
@@ -86,6 +94,7 @@ def browser(
             args=args,
             viewport={"width": viewport[0], "height": viewport[1]},
             permissions=["camera", "microphone"],
+            bypass_csp=bypass_csp,
         )
         try:
             yield context
@@ -109,13 +118,24 @@ def login(page: Any, base: str, username: str, password: str) -> None:
     page.wait_for_selector("#status[data-status=away]", timeout=10_000 * SLOW)
 
 
+def tap_call(caller: Any) -> None:
+    """The big button; returns once the caller is in line (or already in a call).
+
+    The page first explains by voice what the phone will ask (a few seconds), then asks for
+    the camera and microphone and calls."""
+    caller.click("#call")
+    caller.wait_for_function(
+        "() => ['waiting', 'incall'].includes(window.hotline.screen)", timeout=20_000 * SLOW
+    )
+
+
 def place_call(caller: Any, agent: Any, base: str, link_token: str) -> str:
     """The agent takes calls, the caller taps once, the agent answers; returns the call id."""
     agent.click("#available")
     agent.wait_for_selector("#status[data-status=available]")
     caller.goto(f"{base}/c/{link_token}")
     caller.wait_for_selector("#call")
-    caller.click("#call")
+    tap_call(caller)
     agent.wait_for_selector("#ring:not([hidden])", timeout=15_000 * SLOW)
     agent.click("#accept")
     for page in (caller, agent):

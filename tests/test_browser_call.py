@@ -11,7 +11,7 @@ from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from tests.a11y import problems
-from tests.browser import REMOTE_ENERGY_JS, browser, make_wav, screenshot
+from tests.browser import REMOTE_ENERGY_JS, browser, make_wav, screenshot, tap_call
 from tests.support import SLOW
 
 pytestmark = pytest.mark.browser
@@ -47,7 +47,7 @@ def test_one_tap_call_in_two_browsers(server, tmp_path: Path) -> None:
         caller.goto(f"{server.http}/c/{link.token}")
         caller.wait_for_selector("#call")
         screenshot(caller, "caller-idle-390")
-        caller.click("#call")
+        tap_call(caller)
 
         agent.wait_for_selector("#ring:not([hidden])", timeout=15_000 * SLOW)
         assert "张阿姨" in agent.inner_text("#ring-text")

@@ -9,7 +9,7 @@ import pytest
 from hotline.db import agents as agents_db
 from hotline.db import elders as elders_db
 from tests.a11y import problems
-from tests.browser import browser, login, make_wav, screenshot
+from tests.browser import browser, login, make_wav, screenshot, tap_call
 from tests.support import SLOW, ServerThread, test_config
 
 pytestmark = pytest.mark.browser
@@ -31,7 +31,7 @@ def test_waiting_caller_asks_for_callback_and_is_rung(tmp_path: Path) -> None:
         ):
             caller = caller_ctx.new_page()
             caller.goto(f"{srv.http}/c/{link.token}")
-            caller.click("#call")
+            tap_call(caller)
             caller.wait_for_selector("#callback:not([hidden])", timeout=15_000 * SLOW)
             screenshot(caller, "callback-offer-360")
             assert problems(caller) == []

@@ -522,10 +522,19 @@ def test_replaced_tab_is_told_why(server: ServerThread) -> None:
 
 
 # ----------------------------------------------------------------- queue updates
+async def busy_agent(server: ServerThread) -> list[Client]:
+    """One cmn agent serving (in a call): waits are estimated from one agent."""
+    agent = await open_agent(server, add_agent(server))
+    caller = await open_caller(server)
+    await connect_call(caller, agent, "cmn")
+    return [agent, caller]
+
+
 def test_positions_and_eta_follow_the_line(server: ServerThread) -> None:
     default = server.cfg.default_handle_seconds
 
     async def scenario() -> None:
+        busy = await busy_agent(server)
         callers = [await open_caller(server) for _ in range(4)]
         queued = [await tap(c, "cmn") for c in callers]
         for i, (c, q) in enumerate(zip(callers, queued, strict=True), start=1):
@@ -537,7 +546,7 @@ def test_positions_and_eta_follow_the_line(server: ServerThread) -> None:
             assert msg["say"] == f"/tts/place/zh_CN/cmn/{i - 1}-{minutes}.wav"
             assert isinstance(msg["at"], float) and isinstance(msg["eta_seconds"], int)
             assert msg["ahead"] == i - 1 and msg["state"] == "waiting"
-            assert msg["eta_seconds"] == round(i * default)  # no agent, no history
+            assert msg["eta_seconds"] == round(i * default)  # one agent, no history
             assert msg["offer_callback"] is False  # no link: no number to call back
         last = callers[3]
         mark = len(last.seen)
@@ -552,7 +561,7 @@ def test_positions_and_eta_follow_the_line(server: ServerThread) -> None:
         keys = [(m["position"], m["eta_seconds"]) for m in updates]
         assert all(a != b for a, b in itertools.pairwise(keys))  # only sent on change
         await quiet(last, "queue", 0.7)  # nothing more while the line stands still
-        await closing(*callers)
+        await closing(*callers, *busy)
 
     run(scenario())
 
@@ -743,11 +752,12 @@ def test_spoken_place_is_a_plain_url_that_renders(server: ServerThread) -> None:
     import urllib.request
 
     async def scenario() -> dict[str, Any]:
+        busy = await busy_agent(server)
         callers = [await open_caller(server) for _ in range(2)]
         for c in callers:
             await tap(c, "cmn")
         msg = await callers[1].expect("queue", position=2)
-        await closing(*callers)
+        await closing(*callers, *busy)
         return msg
 
     msg = run(scenario())

@@ -110,7 +110,7 @@ def open_form(client: FlaskClient, lang: str = "zh_CN") -> dict[str, Any]:
     return {
         "csrf": re.search(r'name="csrf" value="([^"]+)"', html).group(1),
         "idem": re.search(r'name="idem" value="([^"]+)"', html).group(1),
-        "slots": [int(v) for v in re.findall(r'name="slot" value="(\d+)"', html)],
+        "slots": [int(v) for v in re.findall(r'<option value="(\d+)"', html)],
     }
 
 

@@ -126,7 +126,7 @@ class App:
         self.anon = self.app.test_client()
         page = self.anon.get("/family?lang=en").get_data(as_text=True)
         self.family_csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-        self.slots = re.findall(r'name="slot" value="(\d+)"', page)
+        self.slots = re.findall(r'<option value="(\d+)"', page)
         elder = elders_db.add(db, "王奶奶", phone="13800138000", dialect="cmn")
         calls_db.create(
             db, "fuzzcall0001", elder_id=elder.id, dialect="cmn", kind="inbound", arrived_at=now()

@@ -94,7 +94,7 @@ def test_no_unmasked_numbers_in_debug_logs(logged: tuple[ServerThread, Path]) ->
     family = app.test_client()
     page = family.get("/family?lang=en").get_data(as_text=True)
     fcsrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    slot = re.findall(r'name="slot" value="(\d+)"', page)[1]
+    slot = re.findall(r'<option value="(\d+)"', page)[1]
     form = {
         "csrf": fcsrf,
         "idem": "log-mask-booking-0001",

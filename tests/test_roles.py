@@ -60,7 +60,7 @@ class World:
         family = self.app.test_client()
         page = family.get("/family?lang=en").get_data(as_text=True)
         token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-        slot = re.findall(r'name="slot" value="(\d+)"', page)[1]
+        slot = re.findall(r'<option value="(\d+)"', page)[1]
         r = family.post(
             "/family/book?lang=en",
             data={

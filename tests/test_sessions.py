@@ -232,7 +232,7 @@ def test_manage_link_revocable_and_expiring(web: tuple[Services, Flask]) -> None
     family = app.test_client()
     page = family.get("/family?lang=en").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    slot = re.findall(r'name="slot" value="(\d+)"', page)[2]
+    slot = re.findall(r'<option value="(\d+)"', page)[2]
     form = {
         "csrf": csrf,
         "idem": "session-test-000001",

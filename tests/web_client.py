@@ -50,7 +50,7 @@ class WebClient:
         """(CSRF token, free slot values) of the family booking form."""
         page = self.get("/family?lang=en").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        return csrf, re.findall(r'name="slot" value="(\d+)"', page)
+        return csrf, re.findall(r'<option value="(\d+)"', page)  # the time choice
 
     def book(self, idem: str, **fields: str) -> requests.Response:
         """Submit the family booking form (name/phone or card_code in `fields`)."""

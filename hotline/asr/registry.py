@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.errors import HotlineError
+from hotline.i18n import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Dialect:
     gloss: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     warm_up: tuple[str, ...] = ()
+    ui_lang: str = "zh_CN"  # the catalogue (zh_CN or en) its elders' pages use by default
+    wording: dict[str, str] = field(default_factory=dict)  # spoken prompt key -> own wording
 
     def name(self, lang: str) -> str:
         """The display name in `lang`, falling back to English."""
@@ -214,7 +217,9 @@ def _dialect(
         raise RegistryError(f"{at} must be a table")
     if not _ID.match(did):
         raise RegistryError(f"{at}: bad dialect id (e.g. cmn, cmn-sw, yue)")
-    unknown = set(spec) - {"names", "model", "voice", "lexicon", "alerts", "warm_up"}
+    unknown = set(spec) - {
+        "names", "model", "voice", "lexicon", "alerts", "warm_up", "ui_lang", "wording",
+    }  # fmt: skip
     if unknown:
         raise RegistryError(f"{at}: unknown keys {sorted(unknown)}")
     names = spec.get("names")
@@ -240,6 +245,10 @@ def _dialect(
     if not isinstance(warm_up, list) or not all(isinstance(t, str) and t.strip() for t in warm_up):
         raise RegistryError(f"{at}: warm_up must be a list of non-empty sentences")
     alerts = {c: tuple(dict.fromkeys(shared.get(c, ()) + own.get(c, ()))) for c in ALERT_CATEGORIES}
+    ui_lang = spec.get("ui_lang", "zh_CN")
+    if ui_lang not in LANGS:
+        raise RegistryError(f"{at}: ui_lang must be one of {', '.join(LANGS)}")
+    wording = _wording(spec["wording"], base, at) if spec.get("wording") else {}
     return Dialect(
         id=did,
         names={lang: names[lang].strip() for lang in names},
@@ -249,7 +258,38 @@ def _dialect(
         gloss=gloss,
         alerts=alerts,
         warm_up=tuple(t.strip() for t in warm_up),
+        ui_lang=ui_lang,
+        wording=wording,
     )
+
+
+WORDING_PREFIX = "caller.say_"  # only spoken prompts: what is shown stays in the catalogues
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _wording(rel: Any, base: Path, at: str) -> dict[str, str]:
+    """A dialect's own wording of spoken prompts: catalogue key -> text, same placeholders."""
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise RegistryError(f"{at}: wording must be a relative path inside dialect_models/")
+    path = base / rel
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RegistryError(f"{at}: cannot read wording {rel}: {exc}") from None
+    prompts = data.get("prompts", {})
+    if not isinstance(prompts, dict):
+        raise RegistryError(f"{path}: [prompts] must be a table")
+    zh = catalogue("zh_CN")
+    out: dict[str, str] = {}
+    for key, text in prompts.items():
+        if not key.startswith(WORDING_PREFIX) or key not in zh:
+            raise RegistryError(f"{path}: {key!r} is not a spoken prompt of the catalogue")
+        if not isinstance(text, str) or not text.strip():
+            raise RegistryError(f"{path}: {key} must be non-empty text")
+        if set(_PLACEHOLDER.findall(text)) != set(_PLACEHOLDER.findall(zh[key])):
+            raise RegistryError(f"{path}: {key} must use the placeholders of the catalogue")
+        out[key] = text.strip()
+    return out
 
 
 def _lexicon(rel: Any, base: Path, at: str) -> tuple[Path, dict[str, str]]:

@@ -146,3 +146,27 @@ def parse_hours(text: str) -> tuple[int, int]:
     if not (0 <= start < end <= 24):
         raise ValueError("hours are START-END with 0 <= START < END <= 24, e.g. 9-17")
     return start, end
+
+
+def next_shift_start(
+    shifts: Iterable[Shift], dialect: str, now: float, tz: ZoneInfo
+) -> float | None:
+    """When the next shift of an agent speaking `dialect` begins after `now` (epoch seconds).
+
+    Without any shift for the dialect, the next shift of anyone: a caller who waited the
+    overflow time may be taken by any agent. None when no shift is scheduled at all.
+    """
+    shifts = list(shifts)
+    speakers = [s for s in shifts if dialect in s.dialects] or shifts
+    today = datetime.fromtimestamp(now, tz).date()
+    best: float | None = None
+    for s in speakers:
+        for offset in range(8):
+            day = today.toordinal() + offset
+            date = datetime.fromordinal(day).date()
+            if date.isoweekday() != s.weekday:
+                continue
+            start = datetime(date.year, date.month, date.day, s.start_hour, tzinfo=tz).timestamp()
+            if start > now and (best is None or start < best):
+                best = start
+    return best

@@ -63,6 +63,9 @@ class LiveCallbacks:
         call = self.sb.request_callback(ctx.conn)
         position = self.sb.line.position(call.call_id)
         eta = call.last_queue_msg[1] if call.last_queue_msg else 0
+        if eta is None:  # nobody serving: due when the next shift starts (or now, unknown)
+            nxt = self.sb.next_staffed_at(call.dialect)
+            eta = 0 if nxt is None else max(0, int(nxt - self.sb.clock()))
         booking_id = await asyncio.to_thread(
             self.service.request_from_waiting_caller,
             call.call_id,

@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hotline import queue as line_mod
 from hotline import routing
 from hotline.addresses import filter_candidates
+from hotline.callbacks import slots
 from hotline.calls.gateway import Gateway
 from hotline.config import Config
 from hotline.db import Database
+from hotline.db import callbacks as callbacks_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db.agents import Agent
@@ -57,7 +60,8 @@ class LiveCall:
     priority: int = line_mod.NORMAL
     ring_timer: asyncio.TimerHandle | None = None
     gone_timer: asyncio.TimerHandle | None = None
-    last_queue_msg: tuple[int, int] | None = None
+    last_queue_msg: tuple[int, int | None, str] | None = None  # (position, eta, line state)
+    recheck_timer: asyncio.TimerHandle | None = None  # re-tell the state once overflow applies
     callback_requested: bool = False  # a waiting caller asked to be called back (keeps place)
     kind: str = "inbound"  # or "callback": a booked callback entering the line at its time
     booking_id: int | None = None
@@ -112,6 +116,10 @@ class Switchboard:
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
+        self._shifts: list[slots.Shift] = []  # agents' weekly shifts: when the line is staffed
+        self._shifts_at = float("-inf")
+        self._shifts_task: asyncio.Task[None] | None = None
+        self._tz = ZoneInfo(cfg.timezone)
 
     # ----------------------------------------------------------------- storage
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -131,6 +139,7 @@ class Switchboard:
     async def start(self) -> None:
         """Restore the line after a restart: waiting callers keep their places."""
         self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
+        await self._load_shifts()
         now = self.clock()
         for row in await self._store(calls_db.open_calls):
             if row["answered_at"] is not None or not row["rejoin_hash"]:
@@ -196,6 +205,7 @@ class Switchboard:
             self.hub.subscribe("wallboard", conn)
         conn.send(self._agent_hello(presence))
         self._publish_line()
+        self._staffing_changed()
 
     def _agent_hello(self, p: Presence) -> dict[str, Any]:
         return {
@@ -230,6 +240,7 @@ class Switchboard:
                 await self._requeue(call, "agent_dropped")
         self._route()
         self._publish_line()
+        self._staffing_changed()
 
     def kick(self, agent_id: int, code: str = "account_disabled") -> None:
         """Disconnect an agent's console (e.g. their account was disabled)."""
@@ -259,7 +270,10 @@ class Switchboard:
     def _set_agent_status(self, presence: Presence, status: str) -> None:
         if status == routing.AVAILABLE and presence.status != routing.AVAILABLE:
             presence.idle_since = self.clock()
+        serving_changed = (presence.status == routing.AWAY) != (status == routing.AWAY)
         presence.status = status
+        if serving_changed:
+            self._staffing_changed()
         presence.conn.send({"type": "status", "status": status})
         self._publish_line()
 
@@ -313,7 +327,9 @@ class Switchboard:
 
     def resume(self, call: LiveCall) -> None:
         """After the rejoined caller was greeted: their place in line, or back into the call."""
-        if call.state == HELD and call.agent_id is not None:
+        # HELD: the caller's page dropped and came back. CONNECTED: another tab or phone took
+        # the call over (the old page was told `replaced`): media restarts with the new page.
+        if call.state in (HELD, CONNECTED) and call.agent_id is not None:
             call.state = CONNECTED
             self._connect_parties(call, rejoined=True)
             self._notify("resumed", call)
@@ -686,7 +702,7 @@ class Switchboard:
             self._cancel_ring(call, declined=False)
         prior_agent = call.agent_id
         call.state = ENDED
-        for timer in (call.ring_timer, call.gone_timer):
+        for timer in (call.ring_timer, call.gone_timer, call.recheck_timer):
             if timer is not None:
                 timer.cancel()
         self.line.remove(call.call_id)
@@ -799,12 +815,13 @@ class Switchboard:
         self._positions_scheduled = False
         self._positions_sent_at = at = asyncio.get_running_loop().time()
         positions = self.line.positions()
-        serving = self._serving_counts()
+        serving, signed_in = self._staff_counts()
         mean = self._mean_handle()
+        now = self.clock()
         for n, (call_id, position) in enumerate(positions.items(), start=1):
             call = self.calls.get(call_id)
             if call is not None and call.state == WAITING:
-                self._send_queue_state(call, position, serving, at, mean)
+                self._send_queue_state(call, position, serving, at, mean, signed_in, now)
             if n % ROUND_SLICE == 0:
                 await asyncio.sleep(0)  # let rings and answers through mid-round
         took = asyncio.get_running_loop().time() - at
@@ -815,14 +832,47 @@ class Switchboard:
         """Mean recent handle time (the configured default before any call ended)."""
         return line_mod.mean_handle_seconds(self._handle_seconds, self.cfg.default_handle_seconds)
 
-    def _serving_counts(self) -> dict[str, int]:
-        """Agents signed in and not away, per dialect they speak."""
-        counts: dict[str, int] = {}
+    def _staff_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(serving, signed in) agents per dialect they speak; key "" counts everyone.
+
+        Serving = signed in and not away; an away agent is signed in but serves nobody."""
+        serving: dict[str, int] = {"": 0}
+        signed_in: dict[str, int] = {"": len(self.agents)}
         for p in self.agents.values():
-            if p.status != routing.AWAY:
-                for d in p.agent.dialects:
-                    counts[d] = counts.get(d, 0) + 1
-        return counts
+            here = p.status != routing.AWAY
+            if here:
+                serving[""] += 1
+            for d in p.agent.dialects:
+                signed_in[d] = signed_in.get(d, 0) + 1
+                if here:
+                    serving[d] = serving.get(d, 0) + 1
+        return serving, signed_in
+
+    def _staffing_changed(self) -> None:
+        """An agent signed in or out, or went away or came back: every waiting caller's
+        estimate may have changed (or become impossible), so a round is due."""
+        if self.line:
+            self._schedule_positions()
+
+    async def _load_shifts(self) -> None:
+        try:
+            rows = await self._store(callbacks_db.shifts)
+        except RuntimeError:  # the writer has stopped: shutting down, keep what we have
+            return
+        self._shifts = [
+            slots.Shift(r.agent_id, r.weekday, r.start_hour, r.end_hour, r.dialects) for r in rows
+        ]
+        self._shifts_at = self.clock()
+
+    def next_staffed_at(self, dialect: str) -> float | None:
+        """When a shift that could take a `dialect` caller starts next (None: none planned).
+
+        The shifts are re-read in the background at most once a minute (they change rarely;
+        a round of messages must not wait for the database)."""
+        now = self.clock()
+        if now - self._shifts_at > 60 and (self._shifts_task is None or self._shifts_task.done()):
+            self._shifts_task = asyncio.get_running_loop().create_task(self._load_shifts())
+        return slots.next_shift_start(self._shifts, dialect, now, self._tz)
 
     def _send_queue_state(
         self,
@@ -831,8 +881,10 @@ class Switchboard:
         serving: dict[str, int] | None = None,
         at: float | None = None,
         mean_handle: float | None = None,
+        signed_in: dict[str, int] | None = None,
+        now: float | None = None,
     ) -> None:
-        """The caller's `queue` message (place, wait, spoken place), if anything changed.
+        """The caller's `queue` message (place, honest wait, spoken place), if anything changed.
 
         Built from a template, not json.dumps: a round sends one to every waiting caller.
         Every value is a number, a boolean or text made here (call ids are hex, states are
@@ -843,17 +895,35 @@ class Switchboard:
             position = 0
         elif position is None:
             position = self.line.position(call.call_id)
-        if serving is None:
-            serving = self._serving_counts()
+        if serving is None or signed_in is None:
+            serving, signed_in = self._staff_counts()
         if mean_handle is None:
             mean_handle = self._mean_handle()
-        eta = line_mod.wait_at(position, mean_handle, serving.get(call.dialect, 0))
-        key = (position, eta)
+        if now is None:
+            now = self.clock()
+        # Who could take this caller: their dialect's agents, or anyone after the overflow wait.
+        overflowed = now - call.arrived_at >= self.cfg.overflow_seconds
+        could = serving.get(call.dialect, 0) or (serving[""] if overflowed else 0)
+        present = signed_in.get(call.dialect, 0) or (signed_in[""] if overflowed else 0)
+        state, eta = line_mod.honest_wait(position, mean_handle, could, present)
+        if call.state == RINGING:
+            state, eta = RINGING, 0
+        elif eta is None and not overflowed and self.agents and call.recheck_timer is None:
+            # Other dialects' agents are here: once the overflow wait is over, they count.
+            call.recheck_timer = asyncio.get_running_loop().call_later(
+                max(0.0, call.arrived_at + self.cfg.overflow_seconds - now) + 0.01,
+                self._recheck,
+                call.call_id,
+            )
+        key = (position, eta, state)
         if key == call.last_queue_msg:
             return
         call.last_queue_msg = key
         if at is None:
             at = asyncio.get_running_loop().time()
+        if eta is None:
+            self._send_no_estimate(call, position, state, at)
+            return
         say = ""
         if self.prompts is not None and call.state == WAITING:
             minutes = max(1, round(eta / 60))
@@ -864,9 +934,38 @@ class Switchboard:
         offer = "true" if can_call_back and eta >= self.cfg.callback_offer_seconds else "false"
         call.caller.send_json(
             f'{{"type":"queue","call_id":"{call.call_id}","position":{position},'
-            f'"ahead":{max(0, position - 1)},"eta_seconds":{eta},"state":"{call.state}",'
+            f'"ahead":{max(0, position - 1)},"eta_seconds":{eta},"state":"{state}",'
             f'"offer_callback":{offer},"at":{round(at, 3)}{say}}}'
         )
+
+    def _send_no_estimate(self, call: LiveCall, position: int, state: str, at: float) -> None:
+        """Nobody serving could take this caller: say so, when staff is due, offer a callback.
+
+        Rare (not the surge path), so it is built with json.dumps."""
+        assert call.caller is not None
+        message: dict[str, Any] = {
+            "type": "queue",
+            "call_id": call.call_id,
+            "position": position,
+            "ahead": max(0, position - 1),
+            "eta_seconds": None,
+            "state": state,
+            # A callback at once, for a caller we have a number for (no phoneless entries).
+            "offer_callback": call.elder is not None and bool(call.elder.phone),
+            "at": round(at, 3),
+        }
+        if state == line_mod.UNSTAFFED:
+            nxt = self.next_staffed_at(call.dialect)
+            message["next_staffed_at"] = None if nxt is None else int(nxt)
+        if self.prompts is not None:
+            message["say"] = self.prompts.url(call.lang, call.dialect, f"caller.say_{state}")
+        call.caller.send(message)
+
+    def _recheck(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.recheck_timer = None
+            self._send_queue_state(call)
 
     def line_summary(self) -> dict[str, Any]:
         """Callers waiting and agents by state, by dialect (for consoles and the wallboard)."""

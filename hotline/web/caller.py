@@ -28,6 +28,7 @@ def _caller_page(
         "hard_of_hearing": hard_of_hearing,
         "ws_url": s.cfg.public_ws_url,
         "ws_port": s.ws_port or s.cfg.ws_port,
+        "timezone": s.cfg.timezone,  # the next staffed time is shown in the hotline's zone
         "strings": subset(lang, ("caller.", "guidance.")),
         "prompts": {
             "intro": p.url(lang, dialect, "caller.say_intro"),

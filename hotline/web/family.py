@@ -48,6 +48,14 @@ def _day_label(svc: CallbackService, d: date, lang: str) -> str:
     return label
 
 
+def _day_short(svc: CallbackService, d: date, lang: str) -> str:
+    """'今天' / 'Tomorrow' / '12月2日': short enough for a time choice on a phone."""
+    delta = (d - svc.local(svc.clock()).date()).days
+    if delta in (0, 1):
+        return t(lang, "family.today" if delta == 0 else "family.tomorrow")
+    return t(lang, "family.date_short", month=d.month, day=d.day)
+
+
 def _when(svc: CallbackService, start: float, lang: str) -> str:
     local, end = svc.local(start), svc.local(start + 3600)
     return f"{_day_label(svc, local.date(), lang)} {local:%H:%M}–{end:%H:%M}"
@@ -64,7 +72,12 @@ def _days(svc: CallbackService, found: list[Slot], lang: str) -> list[dict[str, 
     for slot in found:
         d = slot.local.date()
         if d not in days:
-            days[d] = {"date": d.isoformat(), "label": _day_label(svc, d, lang), "hours": []}
+            days[d] = {
+                "date": d.isoformat(),
+                "label": _day_label(svc, d, lang),
+                "short": _day_short(svc, d, lang),
+                "hours": [],
+            }
         end = datetime.fromtimestamp(slot.start + 3600, svc.tz)
         days[d]["hours"].append(
             {
@@ -74,6 +87,14 @@ def _days(svc: CallbackService, found: list[Slot], lang: str) -> list[dict[str, 
             }
         )
     return list(days.values())
+
+
+def _availability(svc: CallbackService, dialect: str, found: list[Slot]) -> str:
+    """'ok', 'full' (helpers scheduled but every hour booked) or 'no_helpers' (nobody who
+    speaks the dialect has a shift): the family is told which, before filling anything in."""
+    if found:
+        return "ok"
+    return "full" if any(dialect in s.dialects for s in svc.shifts()) else "no_helpers"
 
 
 def _form_page(
@@ -91,6 +112,8 @@ def _form_page(
     chosen = {str(v) for v in values.get("slots", [])}
     message = t(lang, error.key, **error.values) if error else ""
     boot = {"lang": lang, "strings": subset(lang, ("family.",)), "note_max": 200}
+    boot["tz"] = _tz_label(lang)
+    found = svc.available(dialect)
     return (
         render_template(
             "family.html",
@@ -99,7 +122,8 @@ def _form_page(
             idem=values.get("idem") or secrets.token_urlsafe(18),
             dialects=dialects,
             topics=TOPICS,
-            days=_days(svc, svc.available(dialect), lang),
+            days=_days(svc, found, lang),
+            availability=_availability(svc, dialect, found),
             values=values,
             chosen=chosen,
             error=message,
@@ -123,7 +147,12 @@ def slot_list() -> Any:
     if dialect not in services().registry.dialects:
         dialect = "cmn"
     svc = callback_service()
-    return {"dialect": dialect, "days": _days(svc, svc.available(dialect), g.lang)}
+    found = svc.available(dialect)
+    return {
+        "dialect": dialect,
+        "days": _days(svc, found, g.lang),
+        "availability": _availability(svc, dialect, found),
+    }
 
 
 @bp.post("/family/book")

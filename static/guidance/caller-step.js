@@ -8,6 +8,30 @@ export function t(strings, key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
 }
 
+// Long CJK instructions may wrap, but never inside a word or a quoted label: each 「label」
+// (the words on the button to find) is kept whole, and elsewhere the text gets a <wbr> at each
+// word boundary (Intl.Segmenter) while the CSS says `word-break: keep-all`, so 订单 or 验证码
+// are never split across two lines. Without Segmenter the text is left as it is.
+function phrased(node, text, lang) {
+  if (!text || typeof Intl === "undefined" || !Intl.Segmenter) {
+    node.textContent = text || "";
+    return node;
+  }
+  const words = new Intl.Segmenter(lang, { granularity: "word" });
+  for (const piece of text.split(/(「[^「」]*」)/)) {
+    if (!piece) continue;
+    if (piece.startsWith("「")) {
+      node.append(el("span", "gd-label", piece));
+      continue;
+    }
+    for (const part of words.segment(piece)) {
+      if (node.lastChild) node.append(document.createElement("wbr"));
+      node.append(part.segment);
+    }
+  }
+  return node;
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -97,7 +121,7 @@ function build(view, opts) {
   }
   const body = el("div", "gd-body");
   body.append(header(view, strings));
-  const text = el("h1", "gd-text", view.text || "");
+  const text = phrased(el("h1", "gd-text"), view.text || "", root.lang);
   text.tabIndex = -1;
   body.append(text);
   if (view.waiting_for_agent) {
@@ -134,8 +158,11 @@ function build(view, opts) {
   done.addEventListener("click", answer(opts.onDone));
   help.addEventListener("click", answer(opts.onHelp));
   replay.addEventListener("click", () => {
-    audio.currentTime = 0;
-    audio.play().catch(() => {});
+    if (opts.speak) opts.speak(view.audio_url);
+    else {
+      audio.currentTime = 0;
+      audio.play().catch(() => {});
+    }
     if (opts.onReplay) opts.onReplay(view);
   });
   if (view.picture_url) root.append(body, picture(view), actions, audio);
@@ -165,7 +192,12 @@ export function renderStep(container, view, opts = {}) {
     handle.element = root;
     handle.audio = audio || null;
     focus.focus({ preventScroll: true });
-    if (audio && next.audio_url) audio.play().catch(() => {});
+    // The page's speech queue (if given) keeps the step from cutting off a message being
+    // spoken, and offers it again if the browser refused to play it.
+    if (next.audio_url) {
+      if (opts.speak) opts.speak(next.audio_url);
+      else if (audio) audio.play().catch(() => {});
+    }
     if (opts.onShown) opts.onShown(next);
     return handle;
   }

@@ -19,19 +19,82 @@ window.hotline = state; // for tests and debugging
 function show(screen) {
   state.screen = screen;
   $("app").dataset.state = screen;
-  for (const id of ["idle", "waiting", "callback-ring", "incall", "ended"]) $(id).hidden = id !== screen;
+  for (const id of ["idle", "waiting", "callback-ring", "incall", "ended", "replaced"]) $(id).hidden = id !== screen;
 }
 
-// The words of each spoken prompt of the page, shown instead when it cannot be played.
+// Spoken messages go through one queue: a message is never cut off by the next one, and one
+// the browser refused to play (no tap yet since the page loaded, a background tab) is kept
+// and offered on a big "hear it again" button instead of being lost.
+// Each item is {url, kind}; a newer item of the same kind ("place", "step") replaces an
+// older one still waiting, so a moving line does not pile up stale announcements.
+const speech = { queue: [], playing: null, missed: [], log: [] };
+state.speech = speech;
+const LOG_MAX = 200; // what was played, refused or heard (for tests and debugging), newest kept
+function note(entry) { speech.log.push(entry); if (speech.log.length > LOG_MAX) speech.log.shift(); }
+
+// The words of each spoken prompt of the page, shown when it cannot be played.
 const promptText = Object.fromEntries(Object.entries(boot.prompts).map(([k, url]) => [url, S[`caller.say_${k}`]]));
 
-function say(url) {
-  if (!url) return;
-  const a = $("prompt");
+function say(url, kind = "") {
+  if (!url) return Promise.resolve();
   state.lastSay = url;
-  $("said").textContent = "";
-  a.src = url;
-  a.play().catch(() => {});
+  return new Promise((done) => {
+    const item = { url, kind, done };
+    if (kind) {
+      for (const old of speech.queue.filter((i) => i.kind === kind)) old.done("replaced");
+      speech.queue = speech.queue.filter((i) => i.kind !== kind);
+      speech.missed = speech.missed.filter((i) => i.kind !== kind);
+    }
+    if (document.hidden) { miss(item); return; } // nobody is looking: keep it for later
+    speech.queue.push(item);
+    pump();
+  });
+}
+
+function pump() {
+  if (speech.playing || !speech.queue.length) return;
+  const item = speech.queue.shift();
+  const a = $("prompt");
+  speech.playing = item;
+  a.src = item.url;
+  note({ url: item.url, event: "play", at: performance.now() });
+  a.play().then(() => {
+    note({ url: item.url, event: "playing", at: performance.now() });
+  }).catch((e) => {
+    note({ url: item.url, event: "blocked", at: performance.now(), error: String(e && e.name) });
+    finish(item, "blocked");
+    miss(item);
+  });
+}
+
+function finish(item, how) {
+  if (!item || speech.playing !== item) return;
+  speech.playing = null;
+  note({ url: item.url, event: how, at: performance.now() });
+  item.done(how);
+  pump();
+}
+
+function miss(item) {
+  if (!speech.missed.some((i) => i.url === item.url)) speech.missed.push({ url: item.url, kind: item.kind, done: () => {} });
+  item.done("blocked");
+  $("sound-blocked").hidden = false;
+}
+
+function hearAgain() {
+  // A tap: the browser allows sound from here on. Play what was missed, in order.
+  const missed = speech.missed.length ? speech.missed : [{ url: state.lastSay, kind: "", done: () => {} }];
+  speech.missed = [];
+  $("sound-blocked").hidden = true;
+  for (const item of missed) if (item.url) speech.queue.push(item);
+  pump();
+}
+
+function stopSpeech(kind) {
+  for (const i of speech.queue.filter((x) => x.kind === kind)) i.done("dropped");
+  speech.queue = speech.queue.filter((x) => x.kind !== kind);
+  speech.missed = speech.missed.filter((x) => x.kind !== kind);
+  if (!speech.missed.length) $("sound-blocked").hidden = true;
 }
 
 function saveRejoin(secret) {
@@ -70,10 +133,26 @@ async function ensureMedia() {
   return state.stream;
 }
 
+// Resolves when the message was heard (or could not be played). A message that has not
+// started within `startLimit` ms (a slow server rendering it) does not hold the senior back:
+// it still plays when ready. `limit` caps the whole wait (a stalled download).
+function sayAndWait(url, startLimit, limit) {
+  const since = performance.now();
+  const started = () => speech.log.some((e) => e.url === url && e.event === "playing" && e.at >= since);
+  return new Promise((resolve) => {
+    const slow = setTimeout(() => { if (!started()) resolve("slow"); }, startLimit);
+    const cap = setTimeout(() => resolve("late"), limit);
+    say(url).then((how) => { clearTimeout(slow); clearTimeout(cap); resolve(how); });
+  });
+}
+
 async function startCall() {
   $("call").disabled = true;
+  // The tap is the gesture that allows sound: explain what the phone will ask first, then ask.
+  stopSpeech("intro");
+  $("idle-note").textContent = S["caller.explain_allow"];
+  await sayAndWait(boot.prompts.allow, 4000, 20000);
   $("idle-note").textContent = S["caller.getting_mic"];
-  say(boot.prompts.allow);
   try {
     await ensureMedia();
   } catch (e) {
@@ -86,26 +165,57 @@ async function startCall() {
   if (!live.send(call)) { $("idle-note").textContent = S["caller.reconnecting"]; $("call").disabled = false; }
 }
 
+// "今天 09:00" / "明天 09:00" / "星期三 09:00" in the hotline's time zone.
+function staffedWhen(epoch) {
+  const at = new Date(epoch * 1000);
+  const tz = boot.timezone;
+  const lang = boot.lang === "en" ? "en" : "zh-CN";
+  const day = (d) => new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+  const time = new Intl.DateTimeFormat(lang, { timeZone: tz, hour: "2-digit", minute: "2-digit", hour12: false }).format(at);
+  const now = Date.now();
+  let label;
+  if (day(at) === day(new Date(now))) label = S["caller.today"];
+  else if (day(at) === day(new Date(now + 86400000))) label = S["caller.tomorrow"];
+  else label = new Intl.DateTimeFormat(lang, { timeZone: tz, weekday: "long", month: "long", day: "numeric" }).format(at);
+  return fmt(S["caller.when"], { day: label, time });
+}
+
 function showQueue(msg) {
   show("waiting");
+  const waitingBox = $("waiting");
+  waitingBox.dataset.line = msg.state;
+  $("callback-hint").textContent = msg.state === "unstaffed" || msg.state === "paused" ? S["caller.unstaffed_hint"] : S["caller.callback_hint"];
+  $("waiting-title").textContent = msg.state === "unstaffed" ? S["caller.unstaffed_title"] : S["caller.waiting_title"];
+  $("position").hidden = msg.state === "unstaffed";
   if (msg.state === "ringing") {
     $("position").textContent = S["caller.ringing"];
     $("eta").textContent = "";
     return;
   }
-  $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
-  const minutes = Math.max(1, Math.round(msg.eta_seconds / 60));
-  $("eta").textContent = msg.eta_seconds < 45 ? S["caller.eta_soon"] : fmt(S["caller.eta"], { minutes });
+  if (msg.state === "unstaffed") {
+    // Nobody who could take the caller is here: no place, no minutes, no promise.
+    $("position").textContent = "";
+    $("eta").textContent = msg.next_staffed_at ? fmt(S["caller.unstaffed_next"], { when: staffedWhen(msg.next_staffed_at) }) : S["caller.unstaffed_unknown"];
+  } else {
+    $("position").textContent = msg.ahead > 0 ? fmt(S["caller.ahead"], { ahead: msg.ahead }) : S["caller.next"];
+    if (msg.eta_seconds == null) $("eta").textContent = S["caller.paused"];
+    else {
+      const minutes = Math.max(1, Math.round(msg.eta_seconds / 60));
+      $("eta").textContent = msg.eta_seconds < 45 ? S["caller.eta_soon"] : fmt(S["caller.eta"], { minutes });
+    }
+  }
   if (msg.say) {
     const becameNext = msg.ahead === 0 && state.placeAhead !== 0;
-    const due = Date.now() - state.placeSaidAt >= PLACE_EVERY_MS || becameNext;
+    const changed = msg.state !== state.lineState;
+    const due = Date.now() - state.placeSaidAt >= PLACE_EVERY_MS || becameNext || changed;
     state.placeSay = msg.say;
     state.placeAhead = msg.ahead;
     if (due && msg.say !== state.lastSay && !state.callbackBooked) {
       state.placeSaidAt = Date.now();
-      say(msg.say);
+      say(msg.say, "place");
     }
   }
+  state.lineState = msg.state;
   $("callback-offer").hidden = !msg.offer_callback || state.callbackBooked;
 }
 
@@ -123,7 +233,7 @@ async function connectMedia(msg) {
   await state.peer.start();
   state.tap = new Tap({ stream, iceServers: state.iceServers, sendOffer: (sdp) => live.send({ type: "tap_offer", sdp }) });
   await state.tap.start();
-  if (!msg.rejoined) say(boot.prompts.connected);
+  if (!msg.rejoined) say(boot.prompts.connected, "status");
 }
 
 function closeMedia(stopLocal) {
@@ -146,14 +256,14 @@ async function handle(msg) {
       show("waiting");
       break;
     case "queue": showQueue(msg); break;
-    case "connected": stopRing(); await connectMedia(msg); break;
+    case "connected": stopRing(); stopSpeech("place"); await connectMedia(msg); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
       closeMedia(false);
       show("waiting");
       $("wait-note").textContent = S["caller.requeued"];
-      say(boot.prompts.requeued);
+      say(boot.prompts.requeued, "status");
       break;
     case "ended":
       if (guide) { showGuide({ mode: "idle", seq: -1 }); }
@@ -165,8 +275,10 @@ async function handle(msg) {
       $("rating").hidden = !["completed", "caller_dropped"].includes(msg.reason);
       $("rated").hidden = true;
       document.querySelectorAll(".face").forEach((b) => { b.disabled = false; b.setAttribute("aria-pressed", "false"); });
-      say(boot.prompts.ended);
-      if (!$("rating").hidden) $("prompt").addEventListener("ended", () => say(boot.prompts.rate), { once: true });
+      stopSpeech("place");
+      stopSpeech("step");
+      say(boot.prompts.ended, "status");
+      if (!$("rating").hidden) say(boot.prompts.rate, "rate"); // queued: after "ended", never over it
       break;
     case "server_restarting":
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
@@ -205,13 +317,22 @@ async function handle(msg) {
       if (state.captions && msg.text) { $("agent-captions").textContent = msg.text; $("agent-captions").hidden = false; }
       break;
     case "error":
-      if (msg.code === "replaced") { live.stop(); }
+      if (msg.code === "replaced") {
+        // Another tab or phone took this call over: say so, and let the senior take it back.
+        live.stop();
+        closeMedia(true);
+        stopRing();
+        show("replaced");
+      }
       if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
       if (msg.for === "call") { $("call").disabled = false; $("idle-note").textContent = S["caller.error"]; }
       break;
   }
 }
 state.send = (m) => live.send(m);
+state.handle = handle; // tests render any screen by feeding it a server message
+state.say = say;
+state.show = show;
 
 // A ringtone for an incoming callback (WebAudio: no file to fetch, works offline).
 let ring = null;
@@ -241,7 +362,7 @@ function showGuide(view) {
   state.guide = view;
   if (!guide) {
     guide = renderStep(box, view, {
-      strings: S, onDone: answerGuide("done"), onHelp: answerGuide("help"),
+      strings: S, speak: (url) => say(url, "step"), onDone: answerGuide("done"), onHelp: answerGuide("help"),
       onShown: answerGuide("shown"), onReplay: answerGuide("listening"),
     });
   } else {
@@ -274,7 +395,23 @@ $("captions-toggle").addEventListener("click", () => live.send({ type: "captions
 $("again").addEventListener("click", () => { $("call").disabled = false; show("idle"); startCall(); });
 $("cancel").addEventListener("click", () => live.send({ type: "hangup", reason: "cancel" }));
 $("hangup").addEventListener("click", () => live.send({ type: "hangup" }));
-$("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(); say(state.placeSay || state.lastSay); });
+$("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(); say(state.placeSay || state.lastSay, "place"); });
+$("hear-again").addEventListener("click", hearAgain);
+$("continue-here").addEventListener("click", () => { show("idle"); live.resume(); });
+$("prompt").addEventListener("ended", () => finish(speech.playing, "ended"));
+// A prompt that failed to load is not dropped either: the big button tries it again.
+// A prompt the server could not render (a typed 503) or the browser cannot play: show its
+// words (place announcements need none: the place and wait are on screen already). Read the
+// element's own source before the listener below moves on to the next prompt.
+$("prompt").addEventListener("error", (e) => {
+  const words = promptText[new URL(e.target.src, location.href).pathname];
+  if (words) $("said").textContent = words;
+});
+$("prompt").addEventListener("error", () => { const item = speech.playing; finish(item, "error"); if (item) miss(item); });
+document.addEventListener("visibilitychange", () => {
+  // Back from the background: anything said meanwhile waits on the big button.
+  if (!document.hidden && speech.missed.length) $("sound-blocked").hidden = false;
+});
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
   setTrackEnabled(state.stream, "audio", !state.muted);
@@ -288,10 +425,6 @@ $("camera").addEventListener("click", () => {
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });
 
-// A prompt the server could not render (a typed 503) or the browser cannot play: show its
-// words (place announcements need none: the place and wait are on screen already).
-$("prompt").addEventListener("error", () => { $("said").textContent = promptText[state.lastSay] || ""; });
-
 show("idle");
-say(boot.prompts.intro);
+say(boot.prompts.intro, "intro"); // usually refused before the first tap: then the button offers it
 live.connect();

@@ -10,15 +10,17 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-function renderDays(days) {
-  if (!days.length) return `<p class="no-slots" role="status">${escapeHtml(S["family.no_slots"])}</p>`;
-  return days.map((day, i) => `
-    <details class="day"${i === 0 ? " open" : ""}>
-      <summary>${escapeHtml(day.label)}</summary>
-      <div class="hours">${day.hours.map((h) => `
-        <label class="hour"><input type="checkbox" name="slot" value="${h.start}"><span>${escapeHtml(h.label)}<small>${escapeHtml(h.free)}</small></span></label>`).join("")}
-      </div>
-    </details>`).join("");
+// The form's time choice (as family_when.html renders it): the next free hour preselected,
+// or which of "nobody scheduled" / "fully booked" keeps it empty.
+function renderWhen(data, keep) {
+  if (data.availability === "no_helpers") return `<p class="no-slots" role="status" data-availability="no_helpers">${escapeHtml(S["family.no_helpers"])}</p>`;
+  if (!data.days.length) return `<p class="no-slots" role="status" data-availability="full">${escapeHtml(S["family.no_slots"])}</p>`;
+  const starts = data.days.flatMap((d) => d.hours.map((h) => String(h.start)));
+  const chosen = starts.includes(keep) ? keep : starts[0];
+  const groups = data.days.map((day) => `<optgroup label="${escapeHtml(day.label)}">${day.hours.map((h) =>
+    `<option value="${h.start}"${String(h.start) === chosen ? " selected" : ""}>${escapeHtml(day.short)} ${escapeHtml(h.label)}</option>`).join("")}</optgroup>`).join("");
+  return `<label class="field">${escapeHtml(S["family.when_label"])}<select name="slot" id="slot" data-availability="ok">${groups}</select></label>
+    <p class="hint">${escapeHtml(fmt(S["family.when_next_hint"], { tz: boot.tz }))}</p>`;
 }
 
 function updateChosen() {
@@ -30,15 +32,14 @@ function updateChosen() {
 
 async function refreshSlots(dialect) {
   const box = $("slots");
-  const kept = new Set([...box.querySelectorAll('input[name="slot"]:checked')].map((i) => i.value));
+  const current = box.querySelector("select[name=slot]");
+  const keep = current ? current.value : "";
+  box.setAttribute("aria-busy", "true");
   try {
     const r = await fetch(`/family/slots?dialect=${encodeURIComponent(dialect)}&lang=${boot.lang}`, { credentials: "same-origin" });
     if (!r.ok) return;
-    const data = await r.json();
-    box.innerHTML = renderDays(data.days);
-    for (const input of box.querySelectorAll('input[name="slot"]')) input.checked = kept.has(input.value);
-    updateChosen();
-  } catch (e) { /* keep the server-rendered hours */ }
+    box.innerHTML = renderWhen(await r.json(), keep);
+  } catch (e) { /* keep the server-rendered hours */ } finally { box.removeAttribute("aria-busy"); }
 }
 
 function setupForm(form) {
@@ -48,9 +49,8 @@ function setupForm(form) {
   const showCount = () => { count.textContent = fmt(S["family.note_count"], { n: Math.max(0, max - note.value.length) }); };
   note.addEventListener("input", showCount);
   showCount();
-  for (const radio of form.querySelectorAll('input[name="dialect"]')) {
-    radio.addEventListener("change", () => refreshSlots(radio.value));
-  }
+  const dialect = $("dialect");
+  if (dialect) dialect.addEventListener("change", () => refreshSlots(dialect.value));
   form.addEventListener("change", (ev) => { if (ev.target.name === "slot") updateChosen(); });
   updateChosen();
   form.addEventListener("submit", (ev) => {

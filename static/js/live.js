@@ -45,4 +45,5 @@ export class Live {
     return false;
   }
   stop() { this.stopped = true; if (this.ws) this.ws.close(); }
+  resume() { if (!this.stopped) return; this.stopped = false; this.attempt = 0; this.connect(); }
 }
