@@ -227,7 +227,12 @@ def _domain_modules() -> list:
     import importlib
 
     found = []
-    for name in ("hotline.asr.cli", "hotline.guidance.cli", "hotline.callbacks.cli"):
+    for name in (
+        "hotline.asr.cli",
+        "hotline.asr.worker",
+        "hotline.guidance.cli",
+        "hotline.callbacks.cli",
+    ):
         try:
             found.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

@@ -92,6 +92,11 @@ class Config:
     captions_deterministic: bool = setting(
         False, "Decode without feature dither (identical results each run; tests use it)."
     )
+    asr_workers: str = setting(
+        "",
+        'Speech workers as JSON, dialect -> list of vosk-server URLs ({"ko": ["ws://h:2700"]});'
+        " empty decodes captions in this process.",
+    )
     smtp_host: str = setting("", "SMTP server for family e-mails; empty turns e-mail off.")
     smtp_port: int = setting(25, "Port of the SMTP server.")
     smtp_from: str = setting("hotline@localhost", "Sender address of family e-mails.")

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline import services as services_mod
-from hotline.asr.registry import Dialect
+from hotline.asr.farm import WorkerFarm, parse_workers
+from hotline.asr.registry import Dialect, Registry
+from hotline.asr.service import CaptionService
 from hotline.asr.transcriber import CaptionEngine
 from hotline.asr.warmup import warm_up_speech
 from hotline.callbacks.service import CallbackService
@@ -83,13 +85,7 @@ async def start(cfg: Config) -> Running:
     await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
     LiveGuidance(switchboard, services.guidance, services.prompts).attach(live)
-    engine = CaptionEngine(
-        cfg,
-        services.registry,
-        workers=cfg.caption_workers,
-        deterministic=True if cfg.captions_deterministic else None,
-        vad=cfg.captions_vad,
-    )
+    engine = _caption_service(cfg, services.registry)
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
     Monitoring(switchboard).attach(live)
@@ -107,12 +103,14 @@ async def start(cfg: Config) -> Running:
         snap["ws_errors"] = live.errors
         snap["caption_streams"] = captions.stats()
         snap["caption_latency"] = captions.latency()
+        if isinstance(engine, WorkerFarm):
+            snap["asr_workers"] = engine.health()
         return snap
 
     services._snapshot = snapshot
     services._kick = switchboard.kick
     services._close_sockets = live.close_account
-    if cfg.caption_warm:
+    if cfg.caption_warm and isinstance(engine, CaptionEngine):
         threading.Thread(
             target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True
         ).start()
@@ -129,6 +127,21 @@ async def start(cfg: Config) -> Running:
     )
     return Running(
         services, switchboard, live, gateway, captions, http_port, ws_port, http, thread, ticker
+    )
+
+
+def _caption_service(cfg: Config, registry: Registry) -> CaptionService:
+    """Speech workers when HOTLINE_ASR_WORKERS names some, else in-process decoding."""
+    workers = parse_workers(cfg.asr_workers, registry)
+    if workers:
+        log.info("captions from speech workers: %s", workers)
+        return WorkerFarm(registry, workers, vad=cfg.captions_vad)
+    return CaptionEngine(
+        cfg,
+        registry,
+        workers=cfg.caption_workers,
+        deterministic=True if cfg.captions_deterministic else None,
+        vad=cfg.captions_vad,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hotline.asr.transcriber import CaptionEngine
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
@@ -81,6 +82,7 @@ def test_caption_fidelity_through_the_gateway(tmp_path: Path) -> None:
 
 def _fidelity_scenario(srv: ServerThread, tmp_path: Path) -> None:
     engine = srv.running.captions.engine
+    assert isinstance(engine, CaptionEngine)  # in-process here (HOTLINE_ASR_WORKERS unset)
     deadline = time.monotonic() + 60 * SLOW
     while engine.idle_recognizers("ko") < 1 and time.monotonic() < deadline:
         time.sleep(0.1)

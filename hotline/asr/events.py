@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NotRequired, TypedDict
 
+from hotline.asr.alert_rules import AlertRule, spot_rules
 from hotline.asr.alerts import spot_alerts
 from hotline.asr.lexicon import gloss_text
 from hotline.privacy import mask_text
@@ -91,6 +92,7 @@ def final_event(
     to_stream_time: Any,
     lexicon: Mapping[str, str],
     alerts: Mapping[str, Sequence[str]],
+    rules: Sequence[AlertRule] = (),
 ) -> FinalCaption | None:
     """A `caption` final event from a vosk Result() dict, or None when it holds no words."""
     raw = [w for w in result.get("result") or [] if isinstance(w, Mapping) and "word" in w]
@@ -121,10 +123,19 @@ def final_event(
         "text": text,
         "gloss": gloss_text(text, lexicon),
         "words": words,
-        "alerts": spot_alerts(text, alerts),
+        "alerts": alerts_in(text, alerts, rules),
         "utterance_start": start,
         "utterance_end": end,
     }
+
+
+def alerts_in(
+    text: str, phrases: Mapping[str, Sequence[str]], rules: Sequence[AlertRule]
+) -> list[dict[str, str]]:
+    """Literal phrase alerts, then rule alerts whose phrase is not already reported."""
+    found = spot_alerts(text, phrases)
+    seen = {a["phrase"] for a in found}
+    return found + [a for a in spot_rules(text, rules) if a["phrase"] not in seen]
 
 
 def status_event(state: str, dialect: str, reason: str = "") -> CaptionStatus:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hotline.asr.alert_rules import AlertRule, RuleError, load_rules
 from hotline.errors import HotlineError
 from hotline.i18n import catalogue
 
@@ -71,6 +72,7 @@ class Dialect:
     warm_up: tuple[str, ...] = ()
     ui_lang: str = "zh_CN"  # the catalogue (zh_CN or en) its elders' pages use by default
     wording: dict[str, str] = field(default_factory=dict)  # spoken prompt key -> own wording
+    alert_rules: tuple[AlertRule, ...] = ()  # from the registry's alert_rules file
 
     def name(self, lang: str) -> str:
         """The display name in `lang`, falling back to English."""
@@ -125,7 +127,21 @@ def parse_registry(raw: dict[str, Any], path: Path) -> Registry:
         dialects[did] = _dialect(did, spec, models, shared, path.parent, where)
     if not dialects:
         raise RegistryError(f"{where}: no dialects defined")
+    if raw.get("alert_rules"):
+        rules = _alert_rules(raw["alert_rules"], path.parent, set(dialects), where)
+        dialects = {d: replace(v, alert_rules=rules.get(d, ())) for d, v in dialects.items()}
     return Registry(path=path, dialects=dialects, models=models)
+
+
+def _alert_rules(
+    rel: Any, base: Path, known: set[str], where: str
+) -> dict[str, tuple[AlertRule, ...]]:
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise RegistryError(f"{where}: alert_rules must be a relative path inside dialect_models/")
+    try:
+        return load_rules(base / rel, known)
+    except RuleError as exc:
+        raise RegistryError(str(exc)) from None
 
 
 def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:

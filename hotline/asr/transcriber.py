@@ -611,6 +611,7 @@ class CaptionStream:
             to_stream_time=lambda s: max(0.0, self._timeline.to_stream(s)),
             lexicon=info.gloss if info else {},
             alerts=info.alerts if info else {},
+            rules=info.alert_rules if info else (),
         )
         if event is not None:
             self._stats["finals"] += 1

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotline.asr.events import CaptionEvent
-from hotline.asr.transcriber import CaptionEngine, CaptionStream, CaptionsUnavailable
+from hotline.asr.service import CaptionFeed, CaptionService
+from hotline.asr.transcriber import CaptionsUnavailable
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
@@ -39,7 +40,7 @@ class CallCaptions:
     caller_dialect: str
     agent_dialect: str
     for_caller: bool
-    streams: dict[str, CaptionStream] = field(default_factory=dict)
+    streams: dict[str, CaptionFeed] = field(default_factory=dict)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     fraud: bool = False
 
@@ -47,7 +48,7 @@ class CallCaptions:
 class LiveCaptions:
     """Opens a caption stream for each tapped leg and routes its events."""
 
-    def __init__(self, sb: Switchboard, engine: CaptionEngine) -> None:
+    def __init__(self, sb: Switchboard, engine: CaptionService) -> None:
         self.sb = sb
         self.engine = engine
         self.calls: dict[str, CallCaptions] = {}

@@ -130,7 +130,9 @@ async function handle(msg) {
       if (msg.speaker === "caller") {
         $("captions-status").textContent = msg.state === "on"
           ? fmt(S["agent.captions_on"], { dialect: dialectName(msg.dialect) })
-          : fmt(S["agent.captions_off"], { reason: S[`captions.reason.${msg.reason}`] || msg.reason });
+          : msg.state === "reconnecting"
+            ? S["agent.captions_reconnecting"]
+            : fmt(S["agent.captions_off"], { reason: S[`captions.reason.${msg.reason}`] || msg.reason });
         $("captions-status").dataset.state = msg.state;
       }
       break;
