@@ -58,6 +58,12 @@ class Config:
     rejoin_seconds: float = setting(
         60.0, "A caller who reconnects within this time gets their place back."
     )
+    hold_reminder_seconds: float = setting(
+        45.0, "A caller on hold this long hears the hold message again; the agent is reminded."
+    )
+    identity_challenge_seconds: float = setting(
+        90.0, "How long the four digits of a spoken identity check stay valid."
+    )
     default_handle_seconds: float = setting(
         240.0, "Handle time assumed for the wait estimate before any call has ended."
     )
@@ -72,6 +78,9 @@ class Config:
     models_dir: Path | None = setting(None, "Installed speech models; default <data_dir>/models.")
     scripts_dir: Path = setting(ROOT / "hotline" / "guidance" / "scripts", "Guidance scripts.")
     transcript_retention_days: int = setting(90, "Transcripts older than this are purged.")
+    photo_retention_days: int = setting(
+        365, "Registered photos (identity check) older than this are deleted."
+    )
     callback_offer_seconds: float = setting(
         120.0, "Offer 'call me back' when the estimated wait is over this."
     )

@@ -13,8 +13,10 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from hotline import photos
 from hotline import services as services_mod
 from hotline.asr.farm import WorkerFarm, parse_workers
 from hotline.asr.registry import Dialect, Registry
@@ -28,9 +30,14 @@ from hotline.db import transcripts as transcripts_db
 from hotline.guidance.live import LiveGuidance
 from hotline.live.callbacks import LiveCallbacks
 from hotline.live.captions import LiveCaptions
+from hotline.live.context import LiveContext
+from hotline.live.family import LiveFamily
+from hotline.live.hold import LiveHold
+from hotline.live.identity import LiveIdentity
 from hotline.live.monitor import Monitoring
 from hotline.live.server import LiveServer
 from hotline.live.switchboard import Switchboard
+from hotline.live.transfer import LiveTransfer
 from hotline.privacy import MaskingFilter
 from hotline.web import create_app, listener
 
@@ -89,6 +96,13 @@ async def start(cfg: Config) -> Running:
     captions = LiveCaptions(switchboard, engine)
     captions.attach(live)
     Monitoring(switchboard).attach(live)
+    LiveContext(switchboard).attach(live)
+    LiveHold(switchboard, services.prompts, cfg).attach(live)
+    dialect_ids = set(services.registry.dialects)
+    LiveTransfer(switchboard, services.prompts, cfg, dialect_ids).attach(live)
+    family = LiveFamily(switchboard, cfg)
+    family.attach(live)
+    LiveIdentity(switchboard, services.prompts, cfg).attach(live)
     callbacks = LiveCallbacks(
         switchboard,
         CallbackService(services.db, cfg, signer=services.signer),
@@ -109,6 +123,7 @@ async def start(cfg: Config) -> Running:
 
     services._snapshot = snapshot
     services._kick = switchboard.kick
+    services._family_join = family.link_for_elder
     services._close_sockets = live.close_account
     if cfg.caption_warm and isinstance(engine, CaptionEngine):
         threading.Thread(
@@ -192,6 +207,14 @@ async def _tick(
                 )
                 if purged:
                     log.info("retention: purged %d transcript lines", purged)
+                gone = await asyncio.to_thread(
+                    photos.purge,
+                    services.db,
+                    Path(services.cfg.data_dir) / "photos",
+                    services.cfg.photo_retention_days,
+                )
+                if gone:
+                    log.info("retention: deleted %d registered photos", gone)
         except Exception:
             log.exception("tick failed")
         seconds += 1

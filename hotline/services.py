@@ -39,6 +39,15 @@ class Services:
     _kick: Any = None  # set by hotline.server.start: Switchboard.kick
     _close_sockets: Any = None  # set by hotline.server.start: LiveServer.close_account
 
+    _family_join: Any = None  # set by hotline.server.start: LiveFamily.link_for_elder
+
+    def family_join_link(self, elder_id: int) -> str | None:
+        """A join link for the elder's call in progress, or None (from any thread)."""
+        if self._family_join is None:
+            return None
+        result = self.hub.ask_threadsafe(self._family_join, elder_id)
+        return result if isinstance(result, str) else None
+
     def kick_agent(self, agent_id: int) -> None:
         """Disconnect an agent's live console (from any thread)."""
         if self._kick is not None:

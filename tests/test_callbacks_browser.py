@@ -105,8 +105,11 @@ def test_agent_components_claim_and_wrap_up(server: ServerThread) -> None:
         page.click(".cb-start")
         assert page.evaluate("window.started") == booking_id
         page.fill("textarea[name=problem]", "有人冒充银行")
+        page.click(".wrapup button[type=submit]")  # nothing is pre-selected: outcome first
+        page.wait_for_selector(".wu-note:has-text('请选结果')")
+        page.select_option("select[name=outcome_code]", "fraud_stopped")
         page.click(".wrapup button[type=submit]")
-        page.wait_for_selector(".wu-note:has-text('没保存')")
+        page.wait_for_selector(".wu-note:has-text('跟进时间')")
         assert "跟进时间" in page.inner_text(".wu-note")  # fraud call: follow-up time missing
         page.fill("input[name=no_follow_up_reason]", "家人会跟进")
         page.uncheck("input[name=follow_up]")

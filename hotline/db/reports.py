@@ -12,7 +12,7 @@ from hotline.db import Database, now
 CALL_COLUMNS = (
     "c.id, c.elder_id, c.agent_id, c.dialect, c.kind, c.arrived_at, c.rang_at, c.answered_at,"
     " c.ended_at, c.wait_seconds, c.talk_seconds, c.outcome, c.ended_by, c.fraud_flag,"
-    " c.priority, c.rating"
+    " c.priority, c.rating, c.hold_seconds, c.transfers"
 )
 ALERT_KINDS = ("any", "fraud", "distress")
 SEARCH_LIMIT = 500

@@ -18,7 +18,7 @@ from hotline.guidance.loader import Library
 from hotline.guidance.messages import AGENT_TYPES, CALLER_TYPES, apply_message, state_messages
 from hotline.guidance.session import GuidanceSession
 from hotline.live.server import Context, LiveServer
-from hotline.live.switchboard import CONNECTED, HELD, LiveCall, Switchboard
+from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class LiveGuidance:
     def _agents_call(self, agent_id: int | None) -> LiveCall:
         presence = self.sb.agents.get(agent_id or 0)
         call = self.sb.calls.get(presence.call_id or "") if presence else None
-        if call is None or call.agent_id != agent_id or call.state not in (CONNECTED, HELD):
+        if call is None or call.agent_id != agent_id or call.state not in (*LIVE, HELD):
             raise Forbidden("guidance needs a call in progress", code="not_in_call")
         return call
 

@@ -23,7 +23,7 @@ from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
 from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
-from hotline.live.switchboard import CONNECTED, HELD, LiveCall, Switchboard
+from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,8 @@ class LiveCaptions:
             self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
+            # Other domains read finals too (the identity check listens for spoken digits).
+            self.sb.notify("caption_final", call, {"speaker": speaker, "text": event["text"]})
 
     def _observe_latency(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
         start = self._first_audio.get((call_id, speaker))
@@ -284,7 +286,7 @@ class LiveCaptions:
         presence = self.sb.agents.get(ctx.agent_id or 0)
         call = self.sb.calls.get(presence.call_id or "") if presence else None
         state = self.calls.get(call.call_id) if call else None
-        if call is None or state is None or call.state not in (CONNECTED, HELD):
+        if call is None or state is None or call.state not in (*LIVE, HELD):
             raise Forbidden("captions need a call in progress", code="not_in_call")
         return call, state
 

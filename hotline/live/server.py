@@ -91,6 +91,10 @@ class _FrameList(list):  # type: ignore[type-arg]
 
 
 Handler = Callable[[Context, dict[str, Any]], Awaitable[None] | None]
+# A role added by a domain (e.g. "family"): opens a connection (False: rejected and closed)
+# and cleans up after it.
+Opener = Callable[[Context, dict[str, list[str]]], Awaitable[bool]]
+Closer = Callable[[Context], Awaitable[None]]
 
 
 class LiveServer:
@@ -109,6 +113,7 @@ class LiveServer:
             "supervisor": {},  # a wallboard: watches, never takes calls
         }
         self.conns: set[Conn] = set()
+        self.openers: dict[str, tuple[Opener, Closer]] = {}
         self._server: Any = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self.errors = 0
@@ -125,6 +130,11 @@ class LiveServer:
         for kind, spec in messages.AGENT.items():
             self.route("agent", kind, spec, getattr(self, f"_agent_{kind}"))
         self.route("supervisor", "ping", {}, self._agent_ping)
+
+    def add_role(self, role: str, opener: Opener, closer: Closer) -> None:
+        """Accept connections of a role a domain defines (`/ws?role=...`)."""
+        self.routes.setdefault(role, {})
+        self.openers[role] = (opener, closer)
 
     def route(self, role: str, kind: str, spec: messages.Spec, handler: Handler) -> None:
         """Accept messages of `kind` from `role`, validated by `spec`, handled by `handler`."""
@@ -205,7 +215,7 @@ class LiveServer:
         )
         query = parse_qs(url.query)
         role = query.get("role", [""])[0]
-        if role not in ("caller", "agent", "supervisor"):
+        if role not in ("caller", "agent", "supervisor") and role not in self.openers:
             return connection.respond(
                 http.HTTPStatus.BAD_REQUEST, "role must be caller, agent or supervisor\n"
             )
@@ -296,6 +306,9 @@ class LiveServer:
             elif role == "supervisor":
                 if not await self._open_board(ctx, query):
                     return
+            elif role in self.openers:
+                if not await self.openers[role][0](ctx, query):
+                    return
             else:
                 if not query.get("link", [""])[0]:
                     if not self.anonymous_callers.acquire(address, self.cfg.ws_callers_per_address):
@@ -330,6 +343,8 @@ class LiveServer:
                 elif role == "caller":
                     self.sb.page_closed(conn)
                     await self.sb.caller_disconnected(conn)
+                elif role in self.openers:
+                    await self.openers[role][1](ctx)
             except Exception:
                 log.exception("connection %s: cleanup failed", conn.id)
             conn.close()

@@ -38,6 +38,10 @@ from hotline.tokens import digest, new_secret
 log = logging.getLogger(__name__)
 
 WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "held", "ended"
+# The agent put the caller on hold (hotline/live/hold.py); a transfer is ringing its target
+# (hotline/live/transfer.py). HELD above is different: the caller's page dropped mid-call.
+ON_HOLD, TRANSFERRING = "on_hold", "transferring"
+LIVE = (CONNECTED, ON_HOLD, TRANSFERRING)  # the parties are joined (talking, held, transferring)
 POSITIONS_EVERY = 1.0  # seconds between rounds of queue updates while the line moves
 SLOW_ROUND = 0.5  # a queue round taking longer than this is logged (fan-out is falling behind)
 ROUND_SLICE = 1000  # updates sent before a round yields the loop (250 made the round slower,
@@ -175,11 +179,11 @@ class Switchboard:
         for call in list(self.calls.values()):
             if call.caller is not None:
                 call.caller.send({"type": "server_restarting"})
-            if call.state in (CONNECTED, HELD, RINGING) and call.agent_id is not None:
+            if call.state in (*LIVE, HELD, RINGING) and call.agent_id is not None:
                 self._send_agent(
                     call.agent_id, {"type": "ended", "call_id": call.call_id, "reason": reason}
                 )
-            if call.state in (CONNECTED, HELD):
+            if call.state in (*LIVE, HELD):
                 await self._store(
                     calls_db.ended, call.call_id, outcome="interrupted", ended_by="server", at=now
                 )
@@ -236,7 +240,7 @@ class Switchboard:
         if call is not None and call.agent_id == agent_id:
             if call.state == RINGING:
                 self._cancel_ring(call, declined=False)
-            elif call.state in (CONNECTED, HELD):
+            elif call.state in (*LIVE, HELD):
                 await self._requeue(call, "agent_dropped")
         self._route()
         self._publish_line()
@@ -385,8 +389,9 @@ class Switchboard:
         if call is None or call.caller is not conn:
             return
         call.caller = None
-        if call.state == CONNECTED:
+        if call.state in LIVE:
             call.state = HELD
+            self._notify("caller_away", call)
             self._send_agent(
                 call.agent_id or 0,
                 {
@@ -424,7 +429,7 @@ class Switchboard:
         call = self.calls.get(conn.subject or "")
         if call is None or call.caller is not conn or call.state == ENDED:
             raise NotFound("no call to hang up", code="no_call")
-        outcome = "completed" if call.state in (CONNECTED, HELD) else "abandoned"
+        outcome = "completed" if call.state in (*LIVE, HELD) else "abandoned"
         await self.end_call(call, outcome=outcome, by="caller")
 
     def request_callback(self, conn: Conn) -> LiveCall:
@@ -671,11 +676,11 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.agent_id != agent_id:
             raise NotFound("no such call of yours", code="no_call")
-        if call.state not in (CONNECTED, HELD, CALLING_ELDER):
+        if call.state not in (*LIVE, HELD, CALLING_ELDER):
             raise NotFound("no such call of yours", code="no_call")
-        outcome = {CONNECTED: "completed", HELD: "caller_dropped"}.get(
-            call.state, "callback_no_answer"
-        )
+        outcome = "completed" if call.state in LIVE else "caller_dropped"
+        if call.state == CALLING_ELDER:
+            outcome = "callback_no_answer"
         await self.end_call(call, outcome=outcome, by="agent")
 
     async def _requeue(self, call: LiveCall, reason: str) -> None:
@@ -743,7 +748,7 @@ class Switchboard:
         """Pass an SDP or ICE candidate to the other party of the sender's call only."""
         clean = check_signal_data(data)
         call = self._sender_call(conn, agent_id, call_id)
-        if call.state != CONNECTED:
+        if call.state not in LIVE:
             raise Conflict("the call is not connected", code="not_connected")
         message = {"type": "signal", "call_id": call.call_id, "data": clean}
         if agent_id is None:
@@ -766,7 +771,7 @@ class Switchboard:
         self, conn: Conn, sdp: str, agent_id: int | None = None, call_id: str | None = None
     ) -> None:
         call = self._sender_call(conn, agent_id, call_id)
-        if call.state != CONNECTED:
+        if call.state not in LIVE:
             raise Conflict("the call is not connected", code="not_connected")
         speaker = "caller" if agent_id is None else "agent"
         # The gateway contacts every remote candidate (STUN checks): only public addresses,
@@ -784,7 +789,7 @@ class Switchboard:
         """Send each agent in a call the gateway's counters for it (1/s)."""
         for presence in self.agents.values():
             call = self.calls.get(presence.call_id or "")
-            if call is not None and call.state in (CONNECTED, HELD):
+            if call is not None and call.state in (*LIVE, HELD):
                 presence.conn.send(
                     {
                         "type": "tap_level",
@@ -1023,6 +1028,7 @@ class Switchboard:
                     "state": c.state,
                     "dialect": c.dialect,
                     "elder": c.elder.name if c.elder else "",
+                    "elder_id": c.elder.id if c.elder else None,
                     "agent_id": c.agent_id,
                     "waited_seconds": round(now - c.arrived_at),
                     "priority": c.priority,
@@ -1031,6 +1037,64 @@ class Switchboard:
             ],
             "gateway_legs": self.gateway.open_legs,
         }
+
+    # ----------------------------------------------------------------- call-flow surface
+    # Hold and transfer (hotline/live/hold.py, hotline/live/transfer.py) own the states
+    # ON_HOLD and TRANSFERRING and change a call only through these methods.
+    def agents_call(self, agent_id: int, call_id: str) -> LiveCall:
+        """This agent's live call, or Forbidden (not theirs, or no such call)."""
+        call = self.calls.get(call_id)
+        if call is None or call.agent_id != agent_id or call.state == ENDED:
+            raise Forbidden("you are not the agent of this call", code="not_your_call")
+        return call
+
+    def change_state(self, call: LiveCall, state: str, event: str, detail: dict[str, Any]) -> None:
+        """Move a live call between CONNECTED, ON_HOLD and TRANSFERRING: on its timeline, and
+        told to listeners (captions and guidance carry on; they only watch)."""
+        call.state = state
+        self._store_later(calls_db.event, call.call_id, event, detail)
+        self._notify(event, call, detail)
+
+    def notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
+        """Tell the listeners (captions, guidance, context, ...) about a call event."""
+        self._notify(event, call, extra)
+
+    def send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
+        """Send to an agent's console if it is connected."""
+        self._send_agent(agent_id, message)
+
+    def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queue a write on the single writer (in order with the call's other writes)."""
+        self._store_later(fn, *args, **kwargs)
+
+    def reserve_agent(self, presence: Presence, call: LiveCall, *, in_call: bool = False) -> None:
+        """A transfer rings this (available) agent, or they talk with its first agent
+        (`in_call`): either way they are not routed other callers."""
+        presence.call_id = call.call_id
+        self._set_agent_status(presence, routing.IN_CALL if in_call else routing.RINGING)
+
+    def release_agent(self, presence: Presence) -> None:
+        """A transfer ring ended without an answer: the agent is free again."""
+        presence.call_id = None
+        self._set_agent_status(presence, routing.AVAILABLE)
+        self._route()
+
+    def hand_over(self, call: LiveCall, to: Presence) -> int | None:
+        """A transfer was answered: the call is the new agent's, the first agent goes to
+        wrap-up; both parties are connected afresh (the caller offers again). Returns the
+        first agent's id."""
+        prior = call.agent_id
+        call.agent_id = to.agent.id
+        call.state = CONNECTED
+        to.call_id = call.call_id
+        self._set_agent_status(to, routing.IN_CALL)
+        old = self.agents.get(prior or 0)
+        if old is not None and old.call_id == call.call_id:
+            self._set_agent_status(old, routing.WRAP_UP)
+        self._connect_parties(call)
+        self._notify("resumed", call)  # captions re-send their state to the new agent
+        self._publish_line()
+        return prior
 
     def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
         for listener in self.listeners:

@@ -84,7 +84,8 @@ def satisfaction(rows: Iterable[Row]) -> dict[str, int]:
 
 
 def per_agent(rows: Iterable[Row], names: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Per agent: answered calls, mean talk time and ratings, busiest first."""
+    """Per agent: answered calls, mean talk time, ratings, time callers spent on hold and
+    calls that came to them by transfer, busiest first."""
     by: dict[int, list[Row]] = {}
     for r in rows:
         if r.get("agent_id") is not None and r.get("answered_at") is not None:
@@ -99,6 +100,8 @@ def per_agent(rows: Iterable[Row], names: Mapping[int, str]) -> list[dict[str, A
                 "answered": len(calls),
                 "talk_seconds": round(sum(talks) / len(talks)) if talks else None,
                 "ratings": satisfaction(calls),
+                "hold_seconds": round(sum(float(r.get("hold_seconds") or 0) for r in calls)),
+                "transferred_in": sum(1 for r in calls if r.get("transfers")),
             }
         )
     out.sort(key=lambda e: (-e["answered"], e["name"]))

@@ -36,7 +36,13 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(calls.bp)
     app.register_blueprint(caller.bp)
     app.register_blueprint(agent.bp)
-    for name in ("hotline.web.family", "hotline.web.admin", "hotline.web.guidance"):
+    for name in (
+        "hotline.web.family",
+        "hotline.web.admin",
+        "hotline.web.guidance",
+        "hotline.web.join",
+        "hotline.web.photos",
+    ):
         _register_optional(app, name)
 
     @app.before_request

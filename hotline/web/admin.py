@@ -161,7 +161,10 @@ def reports_page() -> Any:
     start = _day_start(today - timedelta(days=DAYS - 1))
     rows = reports_db.calls_between(s.db, start, _day_start(today + timedelta(days=1)))
     names = {a.id: a.display_name for a in agents_db.all_agents(s.db)}
-    return _page("admin_reports.html", "reports", agents=wb.per_agent(rows, names))
+    transfers = sum(int(r.get("transfers") or 0) for r in rows)
+    return _page(
+        "admin_reports.html", "reports", agents=wb.per_agent(rows, names), transfers=transfers
+    )
 
 
 @bp.get("/admin/charts/<name>.svg")

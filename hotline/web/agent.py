@@ -13,7 +13,7 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db import sessions as sessions_db
 from hotline.errors import BadMessage, Forbidden, HotlineError, NotFound
-from hotline.i18n import subset
+from hotline.i18n import LANGS, subset
 from hotline.privacy import mask_phone
 from hotline.web import security
 from hotline.web.security import login_required, services
@@ -21,9 +21,17 @@ from hotline.web.security import login_required, services
 bp = Blueprint("agent", __name__)
 
 
+def _hotline_lang() -> str:
+    """The sign-in page speaks the hotline's language (like the console), not the browser's;
+    an explicit ?lang= or language cookie still wins."""
+    asked = request.args.get("lang") or request.cookies.get("hl_lang")
+    return asked if asked in LANGS else services().cfg.default_lang
+
+
 @bp.get("/agent")
 def console() -> Any:
     if g.agent is None:
+        g.lang = _hotline_lang()
         return render_template("agent_login.html", csrf=security.login_csrf_token(), error="")
     s = services()
     g.lang = g.agent.lang
@@ -41,7 +49,19 @@ def console() -> Any:
         "dialects": s.dialect_names(g.lang),
         "strings": subset(
             g.lang,
-            ("agent.", "status.", "reason.", "guidance.", "captions.", "callbacks.", "wrapup."),
+            (
+                "agent.",
+                "status.",
+                "reason.",
+                "guidance.",
+                "captions.",
+                "callbacks.",
+                "wrapup.",
+                "context.",
+                "hold.",
+                "transfer.",
+                "identity.",
+            ),
         ),
         "topic_strings": subset(g.lang, ("family.topic.",)),
     }
@@ -68,7 +88,10 @@ def login() -> Any:
         sessions_db.delete(s.db, old)
     sid, _csrf = sessions_db.create(s.db, agent.id)
     audit.record(s.db, f"agent:{agent.id}", "login", detail=address)
-    response = make_response(redirect("/agent", code=303))
+    # Supervisors land on the wallboard (its header links to the console).
+    response = make_response(
+        redirect("/admin" if agent.role == "supervisor" else "/agent", code=303)
+    )
     response.set_cookie(
         security.SESSION_COOKIE,
         sid,
@@ -82,6 +105,7 @@ def login() -> Any:
 
 
 def _login_error(code: str, status: int) -> Any:
+    g.lang = _hotline_lang()
     html = render_template("agent_login.html", csrf=security.login_csrf_token(), error=code)
     return html, status
 

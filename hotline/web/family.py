@@ -249,8 +249,23 @@ def manage(token: str) -> Any:
     except BookingError as exc:
         return _message(exc)
     done = request.args.get("done", "")
-    notice = t(g.lang, f"family.done_{done}") if done in ("rescheduled", "cancelled") else ""
+    notice = (
+        t(g.lang, f"family.done_{done}") if done in ("rescheduled", "cancelled", "photo") else ""
+    )
     return _manage_page(booking, token, notice=notice)
+
+
+@bp.post("/family/b/<token>/join")
+def join_call(token: str) -> Any:
+    """The family member joins the elder's call in progress (as the agent's link would)."""
+    try:
+        booking = _open(token)
+    except BookingError as exc:
+        return _message(exc)
+    url = services().family_join_link(booking.elder_id) if booking.elder_id else None
+    if url is None:
+        return _manage_page(booking, token, 409, error=t(g.lang, "family.join_not_in_call"))
+    return redirect("/j/" + url.rsplit("/j/", 1)[1], code=303)
 
 
 @bp.post("/family/b/<token>/reschedule")

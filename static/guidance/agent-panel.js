@@ -271,8 +271,20 @@ export function mountGuidancePanel(container, options) {
   }
 
   render();
+  // A new caller: no script, no preview, no half-typed text of the last call.
+  function reset() {
+    snapshot = null;
+    previewId = null;
+    query = "";
+    search.value = "";
+    freeBox.value = "";
+    refreshCount();
+    render();
+  }
+
   return {
     update,
+    reset,
     setLibrary,
     destroy() {
       container.replaceChildren();

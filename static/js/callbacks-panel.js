@@ -6,7 +6,7 @@ import { el, fmt } from "./dom.js";
 const GROUPS = ["due_now", "overdue", "today", "later"];
 const RESULTS = ["reached", "no_answer", "wrong_number", "rescheduled"];
 
-export function mountCallbacksPanel(container, { csrf, strings = {}, onStart = () => {}, refreshSeconds = 30 } = {}) {
+export function mountCallbacksPanel(container, { csrf, strings = {}, dialects = {}, onStart = () => {}, refreshSeconds = 30 } = {}) {
   const S = (key, values = {}) => fmt(strings[`callbacks.${key}`] || key, values);
   const root = el("section", { class: "callbacks-panel", "aria-label": S("title") });
   const note = el("p", { class: "callbacks-note", role: "status", "aria-live": "polite" });
@@ -36,7 +36,7 @@ export function mountCallbacksPanel(container, { csrf, strings = {}, onStart = (
     const phone = el("span", { class: "cb-phone" }, b.elder.phone);
     const row = el("li", { class: `cb-item cb-${b.status}`, "data-id": b.id },
       el("div", { class: "cb-main" },
-        el("strong", {}, b.elder.name || "—"), " ", phone, " · ", b.dialect, " · ",
+        el("strong", {}, b.elder.name || "—"), " ", phone, " · ", (dialects[b.dialect] || b.dialect), " · ",
         el("span", { class: "cb-when" }, b.due_local)),
       el("div", { class: "cb-meta" },
         S(`kind.${b.kind}`), b.topic_label ? ` · ${b.topic_label}` : "",

@@ -3,6 +3,7 @@ import { Live, wsBase } from "./live.js";
 import { fmt } from "./dom.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { renderStep } from "/static/guidance/caller-step.js";
+import { keepWordsWhole } from "./phrasing.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -15,6 +16,7 @@ const state = { screen: "idle", callId: null, stream: null, peer: null, tap: nul
 // "hear it again" button reads the newest place at any time.
 const PLACE_EVERY_MS = 30000;
 window.hotline = state; // for tests and debugging
+keepWordsWhole($("app"), boot.lang === "en" ? "en" : "zh-CN");
 
 function show(screen) {
   state.screen = screen;
@@ -236,7 +238,45 @@ async function connectMedia(msg) {
   if (!msg.rejoined) say(boot.prompts.connected, "status");
 }
 
+// On hold (or while being transferred): the message is shown big and spoken in the elder's
+// voice; their camera and microphone stop going to the agent (their picture stays private).
+// The gateway tap has its own cloned track, so captions carry on.
+function startHold(msg) {
+  $("app").dataset.hold = "on";
+  $("call-note").textContent = msg.text || "";
+  say(msg.say, "hold");
+  setTrackEnabled(state.stream, "video", false);
+  setTrackEnabled(state.stream, "audio", false);
+}
+function endHold() {
+  if (!$("app").dataset.hold) return;
+  delete $("app").dataset.hold;
+  $("call-note").textContent = "";
+  setTrackEnabled(state.stream, "video", !state.cameraOff);
+  setTrackEnabled(state.stream, "audio", !state.muted);
+}
+
+// A family member joined: their own connection to this page (they offer), shown as big as
+// the agent's face.
+async function familyPeer() {
+  endFamily();
+  const stream = await ensureMedia();
+  state.family = new PeerCall({
+    role: "answerer", iceServers: state.iceServers, stream,
+    remoteVideo: $("family-video"), remoteAudio: $("family-audio"),
+    send: (data) => live.send({ type: "family_signal", data }),
+  });
+  $("app").dataset.family = "on";
+  $("family-video").hidden = false; $("family-label").hidden = false;
+}
+function endFamily() {
+  if (state.family) { state.family.close(); state.family = null; }
+  delete $("app").dataset.family;
+  $("family-video").hidden = true; $("family-label").hidden = true;
+}
+
 function closeMedia(stopLocal) {
+  if (stopLocal) endFamily();
   if (state.peer) { state.peer.close(); state.peer = null; }
   if (state.tap) { state.tap.close(); state.tap = null; }
   if (stopLocal && state.stream) { state.stream.getTracks().forEach((t) => t.stop()); state.stream = null; }
@@ -256,16 +296,36 @@ async function handle(msg) {
       show("waiting");
       break;
     case "queue": showQueue(msg); break;
-    case "connected": stopRing(); stopSpeech("place"); await connectMedia(msg); break;
+    case "connected": stopRing(); stopSpeech("place"); endHold(); await connectMedia(msg); break;
+    case "on_hold": startHold(msg); break;
+    case "off_hold": endHold(); break;
+    case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
+    case "identity_challenge":
+      // Four large digits to read aloud (the caption engine checks them).
+      $("app").dataset.identity = "on";
+      $("call-note").textContent = msg.text || "";
+      $("identity-digits").textContent = msg.digits.split("").join(" ");
+      $("identity-digits").hidden = false;
+      say(msg.say);
+      break;
+    case "identity_done":
+      delete $("app").dataset.identity;
+      $("identity-digits").hidden = true; $("call-note").textContent = "";
+      break;
+    case "family_joined": await familyPeer(); break;
+    case "family_signal": if (state.family) await state.family.signal(msg.data); break;
+    case "family_left": endFamily(); break;
     case "signal": if (state.peer) await state.peer.signal(msg.data); break;
     case "tap_answer": if (state.tap) await state.tap.answer(msg.sdp); break;
     case "requeued":
+      endHold();
       closeMedia(false);
       show("waiting");
       $("wait-note").textContent = S["caller.requeued"];
       say(boot.prompts.requeued, "status");
       break;
     case "ended":
+      endHold();
       if (guide) { showGuide({ mode: "idle", seq: -1 }); }
       $("agent-captions").textContent = ""; $("agent-captions").hidden = true; $("captions-toggle").hidden = true;
       closeMedia(true);
@@ -414,13 +474,13 @@ document.addEventListener("visibilitychange", () => {
 });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
-  setTrackEnabled(state.stream, "audio", !state.muted);
+  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "audio", !state.muted);  // on hold: stays paused
   $("mute").setAttribute("aria-pressed", String(state.muted));
   $("mute").textContent = state.muted ? S["caller.unmute"] : S["caller.mute"];
 });
 $("camera").addEventListener("click", () => {
   state.cameraOff = !state.cameraOff;
-  setTrackEnabled(state.stream, "video", !state.cameraOff);
+  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold: stays paused
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });

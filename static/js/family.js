@@ -1,6 +1,7 @@
 // The family booking pages: refresh free hours when the language changes, count the note,
 // show how many times are chosen, stop double submits, copy the manage link, print the card.
 import { fmt } from "./dom.js";
+import { keepWordsWhole } from "./phrasing.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
@@ -86,3 +87,5 @@ if (form) setupForm(form);
 else setupManage();
 const err = $("form-error");
 if (err) err.focus();
+
+keepWordsWhole(document.body, boot.lang === "en" ? "en" : "zh-CN");

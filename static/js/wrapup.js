@@ -13,8 +13,11 @@ export function mountWrapup(container, { csrf, strings = {}, callId, fraud = fal
   const W = (key, values) => S(`wrapup.${key}`, values);
   const text = (name, rows = 2) => el("label", { class: "wu-field" }, W(name),
     el("textarea", { name, rows, maxlength: 500 }));
+  // Nothing is pre-selected: a default answer would be saved unread and bias every report.
   const select = (name, options, label) => el("label", { class: "wu-field" }, label,
-    el("select", { name }, ...options.map(([v, l]) => el("option", { value: v }, l))));
+    el("select", { name, required: true },
+      el("option", { value: "", selected: true }, W("choose")),
+      ...options.map(([v, l]) => el("option", { value: v }, l))));
   const followWhen = el("input", { type: "datetime-local", name: "follow_when" });
   const followTopic = el("select", { name: "follow_topic" }, ...TOPICS.map((tp) => el("option", { value: tp }, S(`family.topic.${tp}`))));
   const followBox = el("fieldset", { class: "wu-follow", disabled: true },
@@ -24,18 +27,22 @@ export function mountWrapup(container, { csrf, strings = {}, callId, fraud = fal
   followBox.disabled = !fraud;
   followOn.addEventListener("change", () => { followBox.disabled = !followOn.checked; });
   const note = el("p", { class: "wu-note", role: "status", "aria-live": "polite" });
-  const form = el("form", { class: "wrapup", onsubmit: submit },
+  // Two columns so the whole form fits on the screen without scrolling.
+  const form = el("form", { class: "wrapup", onsubmit: submit, novalidate: true },
     el("h2", {}, W("title")),
     fraud ? el("p", { class: "wu-fraud", role: "alert" }, W("fraud_notice")) : null,
-    text("problem"), text("action"), text("next_step"),
-    select("next_owner", OWNERS.map((o) => [o, W(`owner.${o}`)]), W("next_owner")),
-    select("outcome_code", OUTCOMES.map((o) => [o, W(`outcome.${o}`)]), W("outcome")),
-    el("label", { class: "wu-check" }, el("input", { type: "checkbox", name: "share_with_family" }), W("share")),
-    el("label", { class: "wu-check" }, followOn, W("follow_up")),
-    followBox,
-    el("label", { class: "wu-field" }, W("no_follow_up_reason"), el("input", { name: "no_follow_up_reason", maxlength: 500 })),
-    el("button", { type: "submit" }, W("save")),
-    note);
+    el("div", { class: "wu-cols" },
+      el("div", { class: "wu-col" }, text("problem"), text("action"), text("next_step")),
+      el("div", { class: "wu-col" },
+        select("outcome_code", OUTCOMES.map((o) => [o, W(`outcome.${o}`)]), W("outcome")),
+        select("next_owner", OWNERS.map((o) => [o, W(`owner.${o}`)]), W("next_owner")),
+        el("label", { class: "wu-check" }, el("input", { type: "checkbox", name: "share_with_family" }), W("share")),
+        el("label", { class: "wu-check" }, followOn, W("follow_up")),
+        followBox,
+        el("label", { class: "wu-field" }, W("no_follow_up_reason"), el("input", { name: "no_follow_up_reason", maxlength: 500 })))),
+    el("div", { class: "wu-actions" }, el("button", { type: "submit" }, W("save")), note));
+  // Any edit after saving makes the confirmation say so, until saved again.
+  form.addEventListener("input", () => { if (form.dataset.saved) { delete form.dataset.saved; note.textContent = W("unsaved"); note.className = "wu-note"; } });
   container.append(form);
 
   async function submit(ev) {
@@ -55,12 +62,17 @@ export function mountWrapup(container, { csrf, strings = {}, callId, fraud = fal
     });
     const data = await r.json().catch(() => ({}));
     if (!r.ok) {
+      note.className = "wu-note";
       note.textContent = W("error", { detail: data.detail || r.status });
       const bad = data.field && form.querySelector(`[name="${String(data.field).split(".")[0]}"]`);
       if (bad) bad.focus();
       return;
     }
-    note.textContent = W("saved");
+    const now = new Date();
+    const at = `${String(now.getHours()).padStart(2, "0")}:${String(now.getMinutes()).padStart(2, "0")}`;
+    note.textContent = W("saved_at", { time: at });
+    note.className = "wu-note wu-saved";
+    form.dataset.saved = "1";
     onSaved(data);
   }
 

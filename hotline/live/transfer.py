@@ -1,0 +1,421 @@
+"""Transfer and escalation on the live side: cold transfer of a call to a named agent, to
+any agent of a dialect, or to the supervisors, with a note that travels.
+
+States: the call goes CONNECTED/ON_HOLD -> TRANSFERRING while its target is rung; the first
+agent stays on the call until the target answers, so the elder is never alone. On the
+target's `accept_transfer` the call is handed over (the first agent goes to wrap-up, the
+target gets the context card, the note and the captions so far). A decline, no answer in
+`ring_timeout_seconds`, a cancel, or the target vanishing returns the call to the first
+agent (CONNECTED) and the elder is told so in their voice. Every transfer and its result is
+on the call's timeline; answered ones count in `calls.transfers`.
+
+Warm transfer (`mode: "warm"`): when the target answers, the two agents first talk on their
+own browser-to-browser connection (`consult_signal`; a mesh: the server relays SDP only)
+while the elder stays on hold; the first agent then completes the transfer (the same
+hand-over as a cold one) or cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hotline import transfer as rules
+from hotline.config import Config
+from hotline.db import agents as agents_db
+from hotline.db import audit, call_flow
+from hotline.db import transcripts as transcripts_db
+from hotline.errors import BadMessage, Conflict, Forbidden
+from hotline.i18n import t
+from hotline.live.messages import Spec, check_signal_data
+from hotline.live.server import Context, LiveServer
+from hotline.live.switchboard import (
+    CONNECTED,
+    ON_HOLD,
+    TRANSFERRING,
+    LiveCall,
+    Presence,
+    Switchboard,
+)
+from hotline.privacy import mask_text
+from hotline.prompts import Prompts
+
+log = logging.getLogger(__name__)
+
+TRANSFER: Spec = {
+    "call_id": (str, True, 64),
+    "to": (str, True, 16),
+    "agent_id": (int, False, 0),
+    "dialect": (str, False, 16),
+    "note": (str, False, rules.NOTE_MAX),
+    "mode": (str, False, 8),
+}
+CONSULT_SIGNAL: Spec = {
+    "call_id": (str, True, 64),
+    "data": (dict, True, 0),
+}
+CALL_ID: Spec = {"call_id": (str, True, 64)}
+SAY_TRANSFERRING = "transfer.say_transferring"
+SAY_FAILED = "transfer.say_failed"
+
+
+@dataclass(slots=True)
+class Pending:
+    call_id: str
+    from_agent: int
+    to_agent: int
+    kind: str
+    note: str
+    started_at: float
+    mode: str = rules.COLD
+    consulting: bool = False  # warm: the target answered, the two agents are talking
+    timer: asyncio.TimerHandle | None = None
+
+
+class LiveTransfer:
+    """Rings a transfer's target and hands the call over, or back."""
+
+    def __init__(
+        self, sb: Switchboard, prompts: Prompts | None, cfg: Config, dialects: set[str]
+    ) -> None:
+        self.sb = sb
+        self.prompts = prompts
+        self.cfg = cfg
+        self.dialects = dialects
+        self.pending: dict[str, Pending] = {}
+        sb.listeners.append(self._on_call_event)
+
+    def attach(self, live: LiveServer) -> None:
+        live.route("agent", "transfer", TRANSFER, self._transfer)
+        live.route("agent", "cancel_transfer", CALL_ID, self._cancel)
+        live.route("agent", "accept_transfer", CALL_ID, self._accept)
+        live.route("agent", "decline_transfer", CALL_ID, self._decline)
+        live.route("agent", "transfer_targets", {}, self._targets)
+        live.route("agent", "consult_signal", CONSULT_SIGNAL, self._consult_signal)
+        live.route("agent", "complete_transfer", CALL_ID, self._complete)
+
+    def _targets(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """Who is on duty now, for the console's transfer picker (names, dialects, status)."""
+        ctx.conn.send(
+            {
+                "type": "transfer_targets",
+                "agents": [
+                    {
+                        "id": p.agent.id,
+                        "name": p.agent.display_name,
+                        "role": p.agent.role,
+                        "dialects": list(p.agent.dialects),
+                        "status": p.status,
+                    }
+                    for p in sorted(self.sb.agents.values(), key=lambda p: p.agent.display_name)
+                    if p.agent.id != ctx.agent_id
+                ],
+            }
+        )
+
+    # ----------------------------------------------------------------- the first agent
+    async def _transfer(self, ctx: Context, msg: dict[str, Any]) -> None:
+        me = ctx.agent_id or 0
+        call = self.sb.agents_call(me, msg["call_id"])
+        if call.state == TRANSFERRING or call.call_id in self.pending:
+            raise Conflict("a transfer of this call is already ringing", code="transfer_pending")
+        if call.state not in (CONNECTED, ON_HOLD):
+            raise Conflict("only a call in progress can be transferred", code="not_connected")
+        mode = msg.get("mode") or rules.COLD
+        if mode not in (rules.COLD, rules.WARM):
+            raise BadMessage("mode must be cold or warm", code="bad_field")
+        target = rules.parse_target(
+            msg["to"], msg.get("agent_id"), msg.get("dialect"), self.dialects
+        )
+        exists = True
+        if target.kind == "agent" and target.agent_id not in self.sb.agents:
+            account = await asyncio.to_thread(agents_db.get, self.sb.db, target.agent_id or 0)
+            exists = account is not None and not account.disabled
+        on_duty = [
+            rules.OnDuty(p.agent.id, p.agent.role, p.agent.dialects, p.status, p.idle_since)
+            for p in self.sb.agents.values()
+        ]
+        chosen = rules.pick(target, on_duty, me, exists)
+        # The call may have changed while the account was looked up.
+        if call.state not in (CONNECTED, ON_HOLD) or call.call_id in self.pending:
+            raise Conflict("the call changed; try again", code="not_connected")
+        presence = self.sb.agents[chosen.agent_id]
+        self._start(call, ctx, presence, target, (msg.get("note") or "").strip(), mode)
+
+    def _start(
+        self,
+        call: LiveCall,
+        ctx: Context,
+        to: Presence,
+        target: rules.Target,
+        note: str,
+        mode: str,
+    ) -> None:
+        me = ctx.agent_id or 0
+        note = mask_text(note)
+        pending = Pending(
+            call.call_id, me, to.agent.id, target.kind, note, time.monotonic(), mode=mode
+        )
+        self.pending[call.call_id] = pending
+        detail = {"from": me, "to": to.agent.id, "to_kind": target.kind, "note": note}
+        detail["mode"] = mode
+        if target.dialect:
+            detail["dialect"] = target.dialect
+        self.sb.change_state(call, TRANSFERRING, "transfer", detail)
+        self.sb.reserve_agent(to, call)
+        me_name = self._name(me)
+        to.conn.send(
+            {
+                "type": "ring",
+                "call_id": call.call_id,
+                "elder": call.elder.name if call.elder else "",
+                "dialect": call.dialect,
+                "waited_seconds": round(self.sb.clock() - call.arrived_at, 1),
+                "timeout_seconds": self.cfg.ring_timeout_seconds,
+                "kind": "transfer",
+                "transfer": {
+                    "from": me_name,
+                    "to_kind": target.kind,
+                    "note": note,
+                    "mode": mode,
+                },
+            }
+        )
+        self.sb.notify("transfer_ring", call, {"agent_id": to.agent.id})
+        pending.timer = asyncio.get_running_loop().call_later(
+            self.cfg.ring_timeout_seconds, self._timed_out, call.call_id, to.agent.id
+        )
+        self._tell_caller(call, SAY_TRANSFERRING, "on_hold")
+        ctx.conn.send(
+            {
+                "type": "transfer_started",
+                "call_id": call.call_id,
+                "to_name": to.agent.display_name,
+                "to_kind": target.kind,
+                "mode": mode,
+                "timeout_seconds": self.cfg.ring_timeout_seconds,
+            }
+        )
+
+    def _cancel(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call = self.sb.agents_call(ctx.agent_id or 0, msg["call_id"])
+        if call.call_id not in self.pending:
+            raise Conflict("no transfer of this call is ringing", code="no_transfer")
+        self._fail(call, "cancelled")
+
+    # ----------------------------------------------------------------- the target
+    def _mine(self, ctx: Context, call_id: str) -> tuple[LiveCall, Pending]:
+        pending = self.pending.get(call_id)
+        call = self.sb.calls.get(call_id)
+        if pending is None or call is None or pending.to_agent != ctx.agent_id:
+            raise Conflict("this transfer is not ringing you", code="not_ringing")
+        return call, pending
+
+    async def _accept(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call, pending = self._mine(ctx, msg["call_id"])
+        presence = self.sb.agents.get(ctx.agent_id or 0)
+        if presence is None or pending.consulting:
+            raise Conflict("this transfer is not ringing you", code="not_ringing")
+        if pending.mode == rules.WARM:
+            self._consult(call, pending, presence)
+            return
+        await self._hand_over(ctx, call, pending, presence)
+
+    def _consult(self, call: LiveCall, pending: Pending, to: Presence) -> None:
+        """Warm: the target answered; the two agents talk first (the elder stays on hold)."""
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+        pending.consulting = True
+        self.sb.reserve_agent(to, call, in_call=True)
+        self.sb.store_later(call_flow.consult_started, call.call_id, to.agent.id, self.sb.clock())
+        ice = self.sb.ice_servers()
+        first_name = self._name(pending.from_agent)
+        self.sb.send_agent(
+            pending.from_agent,
+            {
+                "type": "consult",
+                "call_id": call.call_id,
+                "role": "offerer",
+                "with": to.agent.display_name,
+                "ice_servers": ice,
+            },
+        )
+        to.conn.send(
+            {
+                "type": "consult",
+                "call_id": call.call_id,
+                "role": "answerer",
+                "with": first_name,
+                "note": pending.note,
+                "ice_servers": ice,
+            }
+        )
+
+    def _consult_signal(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """SDP and ICE between the two agents of a warm transfer, and nobody else."""
+        pending = self.pending.get(msg["call_id"])
+        if pending is None or not pending.consulting:
+            raise Conflict("no consultation of this call is going on", code="not_consulting")
+        me = ctx.agent_id or 0
+        if me not in (pending.from_agent, pending.to_agent):
+            raise Forbidden("you are not part of this consultation", code="not_your_call")
+        data = check_signal_data(msg["data"])
+        other = pending.to_agent if me == pending.from_agent else pending.from_agent
+        self.sb.send_agent(
+            other, {"type": "consult_signal", "call_id": pending.call_id, "data": data}
+        )
+
+    async def _complete(self, ctx: Context, msg: dict[str, Any]) -> None:
+        """Warm: the first agent hands the call to the colleague they have been talking to."""
+        call = self.sb.agents_call(ctx.agent_id or 0, msg["call_id"])
+        pending = self.pending.get(call.call_id)
+        if pending is None or not pending.consulting:
+            raise Conflict("no consultation of this call is going on", code="not_consulting")
+        to = self.sb.agents.get(pending.to_agent)
+        if to is None:
+            self._fail(call, "target_gone")
+            raise Conflict("your colleague is gone; the call stays with you", code="target_gone")
+        await self._hand_over(self._ctx_of(to), call, pending, to)
+
+    def _ctx_of(self, presence: Presence) -> Context:
+        return Context(presence.conn, "agent", presence.agent.id)
+
+    async def _hand_over(
+        self, ctx: Context, call: LiveCall, pending: Pending, presence: Presence
+    ) -> None:
+        self._forget(pending)
+        prior = self.sb.hand_over(call, presence)
+        detail = {
+            "from": pending.from_agent,
+            "to": presence.agent.id,
+            "to_kind": pending.kind,
+            "note": pending.note,
+            "mode": pending.mode,
+            "ring_seconds": round(time.monotonic() - pending.started_at, 1),
+        }
+        self.sb.store_later(
+            call_flow.transferred, call.call_id, detail, presence.agent.id, self.sb.clock()
+        )
+        if prior is not None:
+            self.sb.send_agent(
+                prior,
+                {
+                    "type": "transferred",
+                    "call_id": call.call_id,
+                    "to_name": presence.agent.display_name,
+                },
+            )
+        ctx.conn.send(
+            {
+                "type": "transfer_note",
+                "call_id": call.call_id,
+                "from": self._name(pending.from_agent),
+                "note": pending.note,
+            }
+        )
+        await self._captions_so_far(ctx, call)
+        self.sb.notify("transfer_done", call, detail)
+
+    async def _captions_so_far(self, ctx: Context, call: LiveCall) -> None:
+        """The call's final captions up to now, for the agent who takes it over (audited)."""
+        await asyncio.to_thread(
+            audit.record,
+            self.sb.db,
+            f"agent:{ctx.agent_id}",
+            "transcript_read",
+            f"call:{call.call_id}",
+            "transfer",
+        )
+        lines = await asyncio.to_thread(transcripts_db.lines, self.sb.db, call.call_id)
+        ctx.conn.send(
+            {
+                "type": "captions_so_far",
+                "call_id": call.call_id,
+                "lines": [
+                    {"speaker": r["speaker"], "text": r["text"], "gloss": r["gloss"], "at": r["at"]}
+                    for r in lines
+                ],
+            }
+        )
+
+    def _decline(self, ctx: Context, msg: dict[str, Any]) -> None:
+        call, _ = self._mine(ctx, msg["call_id"])
+        self._fail(call, "declined")
+
+    def _timed_out(self, call_id: str, to_agent: int) -> None:
+        pending = self.pending.get(call_id)
+        call = self.sb.calls.get(call_id)
+        if pending is not None and call is not None and pending.to_agent == to_agent:
+            self._fail(call, "no_answer")
+
+    # ----------------------------------------------------------------- failure and cleanup
+    def _fail(self, call: LiveCall, reason: str) -> None:
+        """The transfer did not happen: the call is the first agent's again, the elder told."""
+        pending = self.pending.get(call.call_id)
+        if pending is None:
+            return
+        self._forget(pending)
+        self._release_target(pending)
+        # Back to talking with the first agent (a hold before the transfer is not resumed:
+        # the elder has just been told, and now hears their agent again).
+        self.sb.change_state(call, CONNECTED, "transfer_failed", {"reason": reason})
+        self._tell_caller(call, SAY_FAILED, "transfer_failed")
+        self.sb.send_agent(
+            pending.from_agent,
+            {"type": "transfer_failed", "call_id": call.call_id, "reason": reason},
+        )
+
+    def _forget(self, pending: Pending) -> None:
+        self.pending.pop(pending.call_id, None)
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+
+    def _release_target(self, pending: Pending) -> None:
+        to = self.sb.agents.get(pending.to_agent)
+        if to is not None:
+            kind = "consult_ended" if pending.consulting else "ring_cancelled"
+            to.conn.send({"type": kind, "call_id": pending.call_id})
+            if to.call_id == pending.call_id:
+                self.sb.release_agent(to)
+
+    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
+        # The call ended, its agent dropped or the caller's page went away mid-transfer: the
+        # target stops ringing (the switchboard already decided what happens to the call).
+        if event in ("ended", "requeued", "caller_away"):
+            pending = self.pending.get(call.call_id)
+            if pending is not None:
+                self._forget(pending)
+                self._release_target(pending)
+                self.sb.store_later(
+                    call_flow.transfer_abandoned, call.call_id, event, self.sb.clock()
+                )
+                if event == "caller_away":
+                    self.sb.send_agent(
+                        pending.from_agent,
+                        {"type": "transfer_failed", "call_id": call.call_id, "reason": event},
+                    )
+
+    # ----------------------------------------------------------------- helpers
+    def _tell_caller(self, call: LiveCall, key: str, kind: str) -> None:
+        if call.caller is None:
+            return
+        say = self.prompts.url(call.lang, call.dialect, key) if self.prompts else ""
+        call.caller.send(
+            {
+                "type": kind,
+                "call_id": call.call_id,
+                "text": t(call.lang, key),
+                "say": say,
+                "again": False,
+                "reason": "transfer",
+            }
+        )
+
+    def _name(self, agent_id: int) -> str:
+        presence = self.sb.agents.get(agent_id)
+        return presence.agent.display_name if presence else ""

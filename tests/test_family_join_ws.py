@@ -1,0 +1,186 @@
+"""A family member joins a call over real websockets: one-time link from the agent, the
+third party's signalling relayed to the elder and the agent only, the link dead once used
+or when the call ends."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.exceptions import InvalidStatus
+
+from hotline.db import calls as calls_db
+from tests.support import Client, ServerThread
+from tests.test_call_ws import (
+    add_agent,
+    add_link,
+    call_row,
+    connect_call,
+    open_agent,
+    open_caller,
+    open_client,
+    run,
+)
+
+OFFER = {"kind": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 x\r\n"}
+
+
+def family_url(server: ServerThread, link_url: str) -> str:
+    token = urlsplit(link_url).path.rsplit("/", 1)[-1]
+    return f"{server.ws}?role=family&join={token}"
+
+
+async def refused(server: ServerThread, url: str) -> dict[str, Any]:
+    """Open a family socket that the server must refuse; returns the error it sent."""
+    client = await open_client(url)
+    msg = await client.expect("error")
+    return msg
+
+
+def test_family_member_joins_and_signals_both_parties(server: ServerThread) -> None:
+    agent_id, other_id = add_agent(server), add_agent(server)
+    link = add_link(server)
+
+    async def scenario() -> str:
+        agent = await open_agent(server, agent_id)
+        other = await open_agent(server, other_id, available=False)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, agent)
+        await other.send({"type": "family_link", "call_id": call_id})
+        await other.expect("error", code="not_your_call")
+        await agent.send({"type": "family_link", "call_id": call_id})
+        made = await agent.expect("family_link", call_id=call_id)
+        assert "/j/" in made["url"]
+        url = family_url(server, made["url"])
+        family: Client = await open_client(url)
+        hello = await family.expect("hello")
+        assert hello["role"] == "family" and hello["call_id"] == call_id
+        assert sorted(hello["parties"]) == ["agent", "caller"]
+        await caller.expect("family_joined", call_id=call_id)
+        await agent.expect("family_joined", call_id=call_id)
+        # The mesh: the family page offers to each party; answers come back to it only.
+        for party, client in (("caller", caller), ("agent", agent)):
+            await family.send({"type": "family_signal", "to": party, "data": OFFER})
+            got = await client.expect("family_signal", call_id=call_id)
+            assert got["data"]["kind"] == "offer"
+            answer = {"kind": "answer", "sdp": OFFER["sdp"]}
+            await client.send({"type": "family_signal", "data": answer})
+            back = await family.expect("family_signal")
+            assert back["from"] == party and back["data"]["kind"] == "answer"
+        # Bad input from the family page and from someone not on the call.
+        await family.send({"type": "family_signal", "to": "supervisor", "data": OFFER})
+        await family.expect("error", code="bad_field")
+        await family.send({"type": "family_signal", "to": "agent", "data": {"sdp": "x"}})
+        await family.expect("error", code="bad_sdp")
+        await family.send({"type": "hangup"})
+        await family.expect("error", code="unknown_type")
+        await other.send({"type": "family_signal", "data": OFFER})
+        await other.expect("error", code="no_family")
+        # A second link while the family member is on the call; a reused link.
+        await agent.send({"type": "family_link", "call_id": call_id})
+        await agent.expect("error", code="family_present")
+        assert (await refused(server, url))["code"] == "join_used"
+        # They leave; the call ends; the link is dead for good.
+        await family.send({"type": "leave"})
+        await agent.expect("family_left", call_id=call_id)
+        await caller.expect("family_left", call_id=call_id)
+        await agent.send({"type": "hangup", "call_id": call_id})
+        await caller.expect("ended", call_id=call_id)
+        assert (await refused(server, url))["code"] in ("join_used", "join_unknown")
+        return call_id
+
+    call_id = run(scenario())
+    call_row(server, call_id)
+    kinds = [e["kind"] for e in calls_db.events(server.db, call_id)]
+    assert kinds.index("family_link") < kinds.index("family_joined") < kinds.index("family_left")
+
+
+def test_join_link_dies_with_the_call_and_bad_tokens_are_refused(server: ServerThread) -> None:
+    agent_id = add_agent(server)
+    link = add_link(server)
+
+    async def scenario() -> None:
+        agent = await open_agent(server, agent_id)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, agent)
+        await agent.send({"type": "family_link", "call_id": call_id})
+        url = family_url(server, (await agent.expect("family_link"))["url"])
+        await caller.send({"type": "hangup"})
+        await agent.expect("ended", call_id=call_id)
+        # Dead with the call (`call_over` while the call is being closed, then unknown).
+        assert (await refused(server, url))["code"] in ("call_over", "join_unknown")
+        assert (await refused(server, f"{server.ws}?role=family&join=forged"))[
+            "code"
+        ] == "join_unknown"
+        assert (await refused(server, f"{server.ws}?role=family"))["code"] == "join_unknown"
+
+    run(scenario())
+
+
+def test_unknown_role_is_still_refused(server: ServerThread) -> None:
+    async def scenario() -> None:
+        try:
+            await open_client(f"{server.ws}?role=granny")
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 400
+        else:
+            raise AssertionError("role=granny was accepted")
+
+    run(scenario())
+
+
+def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> None:
+    import re
+    import time
+
+    from hotline.callbacks.service import CallbackService
+    from hotline.db import callbacks as callbacks_db
+    from hotline.db import elders as elders_db
+    from hotline.web import create_app
+
+    agent_id = add_agent(server)
+    link = add_link(server)
+    elder_id = elders_db.get_link(server.db, link).elder_id
+    now = time.time()
+    booking_id = callbacks_db.insert(
+        server.db,
+        {
+            "code": callbacks_db.new_code(server.db),
+            "kind": "family",
+            "status": "booked",
+            "elder_id": elder_id,
+            "dialect": "cmn",
+            "due_at": now + 86400,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    svc = CallbackService(server.db, server.cfg, signer=server.services.signer)
+    token = svc.manage_token(callbacks_db.get(server.db, booking_id))
+    web = create_app(server.services).test_client()
+
+    def press_join() -> Any:
+        page = web.get(f"/family/b/{token}").get_data(as_text=True)
+        assert 'id="join-call"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        return web.post(f"/family/b/{token}/join", data={"csrf": csrf})
+
+    not_now = press_join()  # the elder is not on a call
+    assert not_now.status_code == 409 and "不在通话中" in not_now.get_data(as_text=True)
+
+    async def scenario() -> None:
+        agent = await open_agent(server, agent_id)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, agent)
+        import asyncio
+
+        r = await asyncio.to_thread(press_join)
+        assert r.status_code == 303 and r.headers["Location"].startswith("/j/")
+        told = await agent.expect("family_link", call_id=call_id)
+        assert told["by"] == "family" and told["url"].endswith(r.headers["Location"])
+        tok = r.headers["Location"].rsplit("/", 1)[1]
+        family = await open_client(f"{server.ws}?role=family&join={tok}")
+        assert (await family.expect("hello"))["call_id"] == call_id
+        await caller.expect("family_joined", call_id=call_id)
+
+    run(scenario())
