@@ -459,7 +459,6 @@ $("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(
 $("hear-again").addEventListener("click", hearAgain);
 $("continue-here").addEventListener("click", () => { show("idle"); live.resume(); });
 $("prompt").addEventListener("ended", () => finish(speech.playing, "ended"));
-// A prompt that failed to load is not dropped either: the big button tries it again.
 // A prompt the server could not render (a typed 503) or the browser cannot play: show its
 // words (place announcements need none: the place and wait are on screen already). Read the
 // element's own source before the listener below moves on to the next prompt.
@@ -467,6 +466,7 @@ $("prompt").addEventListener("error", (e) => {
   const words = promptText[new URL(e.target.src, location.href).pathname];
   if (words) $("said").textContent = words;
 });
+// A prompt that failed to load is not dropped either: the big button tries it again.
 $("prompt").addEventListener("error", () => { const item = speech.playing; finish(item, "error"); if (item) miss(item); });
 document.addEventListener("visibilitychange", () => {
   // Back from the background: anything said meanwhile waits on the big button.
