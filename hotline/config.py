@@ -61,6 +61,11 @@ class Config:
     hold_reminder_seconds: float = setting(
         45.0, "A caller on hold this long hears the hold message again; the agent is reminded."
     )
+    transfer_wait_seconds: float = setting(
+        120.0,
+        "A cold transfer to a busy target waits this long at the head for it, then the call "
+        "goes to the head of the normal line.",
+    )
     identity_challenge_seconds: float = setting(
         90.0, "How long the four digits of a spoken identity check stay valid."
     )

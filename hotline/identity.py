@@ -4,6 +4,10 @@ caption engine heard. Pure code.
 Digits are read from recognised text in Arabic numerals, Chinese (零〇一二两三四五六七八九幺)
 and Sino-Korean (영공일이삼사오육칠팔구) words; the check passes when the four digits appear in
 order, next to each other, in one final caption (other words around them are fine).
+
+Only whole recognised words made of numerals count: 이, 사, 오, 구, 일 are also syllables of
+ordinary Korean words (이에요, 오후, 이어), and a recogniser that mishears a digit as such a
+word must not be read as having said that digit.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ _WORDS = {
     **dict(zip("영공일이삼사오육칠팔구", "00123456789", strict=True)),
 }
 
+_PUNCTUATION = ".,;:!?，。；：！？、·-—'\"“”"
+
 
 def new_challenge() -> str:
     """Four random digits (the first never 0, so they read as a number on any screen)."""
@@ -28,8 +34,13 @@ def new_challenge() -> str:
 
 
 def digits_in(text: str) -> str:
-    """The digits spoken in a caption, in order (everything else dropped)."""
-    return "".join(_WORDS[ch] for ch in text if ch in _WORDS)
+    """The digits spoken in a caption, in order: words made only of numerals (others dropped)."""
+    out = []
+    for word in text.split():
+        word = word.strip(_PUNCTUATION)
+        if word and all(ch in _WORDS for ch in word):
+            out.append("".join(_WORDS[ch] for ch in word))
+    return "".join(out)
 
 
 def matches(challenge: str, heard: str) -> bool:

@@ -117,9 +117,13 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
                 return a.src.includes('/') && a.duration > 0.5 && (a.currentTime > 0 || a.ended); }""",
             timeout=20_000 * SLOW,
         )  # the prompt was rendered and is playing on the elder's page
+        caller.wait_for_function(
+            "() => window.hotline.peer.pc.getSenders().every(s => !s.track)",
+            timeout=10_000 * SLOW,
+        )  # the elder's picture and voice stay private from the agent while on hold ...
         assert caller.evaluate(
-            "() => window.hotline.stream.getTracks().every(t => !t.enabled)"
-        )  # the elder's picture and voice stay private while on hold
+            "() => window.hotline.stream.getTracks().every(t => t.enabled)"
+        )  # ... but their own tracks stay live (a family member on the call hears them)
         assert agent.evaluate("() => window.hotline.stream.getTracks().every(t => !t.enabled)")
         assert problems(agent, **CONSOLE_FLOOR) == []
         screenshot(agent, "console-on-hold")
@@ -128,6 +132,9 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
         agent.wait_for_selector("body[data-phase=in_call]", timeout=10_000 * SLOW)
         caller.wait_for_selector("#app:not([data-hold])", timeout=10_000 * SLOW)
         assert caller.evaluate("() => window.hotline.stream.getVideoTracks()[0].enabled")
+        caller.wait_for_function(
+            "() => window.hotline.peer.pc.getSenders().every(s => s.track)", timeout=10_000 * SLOW
+        )  # resumed: the agent gets the elder's picture and voice again
 
         agent.keyboard.press("Alt+x")  # hang up
         agent.wait_for_selector("body[data-phase=wrap_up]", timeout=10_000 * SLOW)

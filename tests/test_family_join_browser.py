@@ -95,6 +95,18 @@ def test_family_member_joins_and_sees_and_hears_both(server, tmp_path: Path) -> 
         screenshot(caller, "caller-with-family-390")
         screenshot(family, "family-joined-390")
         screenshot(agent, "console-family")
+        # On hold the agent's connection carries nothing of the elder, but the family member
+        # (their own connection) still hears them.
+        agent.keyboard.press("Alt+h")
+        caller.wait_for_selector("#app[data-hold]", timeout=10_000 * SLOW)
+        caller.wait_for_function(
+            "() => window.hotline.peer.pc.getSenders().every(s => !s.track)",
+            timeout=10_000 * SLOW,
+        )
+        heard = energy_of(family, "window.hotline.peers.caller")
+        assert heard > 0.001, heard
+        agent.keyboard.press("Alt+h")
+        caller.wait_for_selector("#app:not([data-hold])", timeout=10_000 * SLOW)
         family.click("#leave")
         agent.wait_for_selector("#family-video[hidden]", state="attached", timeout=10_000 * SLOW)
         caller.wait_for_selector("#family-video[hidden]", state="attached", timeout=10_000 * SLOW)

@@ -184,3 +184,47 @@ def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> Non
         await caller.expect("family_joined", call_id=call_id)
 
     run(scenario())
+
+
+def test_family_member_reconnects_to_the_new_agent_after_a_transfer(server: ServerThread) -> None:
+    first_id, second_id = add_agent(server), add_agent(server)
+    link, busy_link = add_link(server), add_link(server)
+
+    async def scenario() -> None:
+        first = await open_agent(server, first_id)
+        caller = await open_caller(server, link)
+        call_id, _ = await connect_call(caller, first)
+        second = await open_agent(server, second_id)
+        other_call, _ = await connect_call(await open_caller(server, busy_link), second)
+        await first.send({"type": "family_link", "call_id": call_id})
+        url = family_url(server, (await first.expect("family_link", call_id=call_id))["url"])
+        family: Client = await open_client(url)
+        await family.expect("hello")
+        await first.expect("family_joined", call_id=call_id)
+        # A cold transfer to the busy colleague waits; the family stays with the elder.
+        await first.send(
+            {"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": second_id}
+        )
+        await first.expect("transfer_waiting", call_id=call_id)
+        await family.send({"type": "family_signal", "to": "caller", "data": OFFER})
+        await caller.expect("family_signal", call_id=call_id)
+        await second.send({"type": "hangup", "call_id": other_call})
+        await second.send({"type": "ready"})
+        await second.expect("ring", call_id=call_id)
+        await second.send({"type": "accept_transfer", "call_id": call_id})
+        # The new agent: the family page is told to connect to them, and they expect it.
+        await family.expect("agent_changed", call_id=call_id)
+        await second.expect("family_joined", call_id=call_id)
+        await family.send({"type": "family_signal", "to": "agent", "data": OFFER})
+        got = await second.expect("family_signal", call_id=call_id)
+        assert got["data"]["kind"] == "offer"
+        await second.send(
+            {"type": "family_signal", "data": {"kind": "answer", "sdp": OFFER["sdp"]}}
+        )
+        back = await family.expect("family_signal")
+        assert back["from"] == "agent"
+        # The first agent is no longer part of the family's call.
+        await first.send({"type": "family_signal", "data": OFFER})
+        await first.expect("error", code="not_your_call")
+
+    run(scenario())

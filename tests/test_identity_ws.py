@@ -131,6 +131,10 @@ def test_digit_reading() -> None:
     assert identity.matches("4821", "음 사팔이일 이에요")
     assert not identity.matches("4821", "사 팔 일 이")
     assert not identity.matches("", "1234")
+    # Numeral syllables inside ordinary words are not digits (the recogniser's near-misses).
+    assert identity.digits_in("이 에 이어 화") == "2"
+    assert identity.digits_in("일 오후 이 요") == "12"
+    assert not identity.matches("2525", "이에요 오후 이어 오이다")
     for _ in range(50):
         c = identity.new_challenge()
         assert len(c) == 4 and c.isdigit() and c[0] != "0"

@@ -66,7 +66,7 @@ def test_warm_transfer_with_note_and_captions_in_three_browsers(tmp_path: Path) 
 
             first.click("#transfer-open")
             first.wait_for_selector(
-                f"#transfer-target option[value='agent:{lee.id}']:not([disabled])",
+                f"#transfer-target option[value='agent:{lee.id}'][data-free=true]",
                 state="attached",
             )
             first.select_option("#transfer-target", f"agent:{lee.id}")

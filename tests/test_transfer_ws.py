@@ -186,8 +186,9 @@ def test_bad_transfers_change_nothing(server: ServerThread) -> None:
         cases = [
             ({"to": "agent", "agent_id": offline}, "agent_offline"),
             ({"to": "agent", "agent_id": 987654}, "no_such_agent"),
-            ({"to": "agent", "agent_id": busy}, "agent_busy"),
-            ({"to": "agent", "agent_id": other}, "agent_busy"),
+            # Warm needs the colleague now (a cold transfer waits: test_transfer_wait_ws.py).
+            ({"to": "agent", "agent_id": busy, "mode": "warm"}, "agent_busy"),
+            ({"to": "agent", "agent_id": other, "mode": "warm"}, "agent_busy"),
             ({"to": "agent", "agent_id": first}, "self_transfer"),
             ({"to": "agent"}, "missing_field"),
             ({"to": "dialect", "dialect": "yue"}, "no_agent_for_dialect"),

@@ -135,5 +135,8 @@ class LiveHold:
 
     def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
         # Whatever took the call out of hold (hang-up, a drop, a transfer) ends the hold.
-        if event in ("ended", "requeued", "caller_away", "transfer") and call.call_id in self.holds:
+        if (
+            event in ("ended", "requeued", "caller_away", "transfer", "transfer_waiting")
+            and call.call_id in self.holds
+        ):
             self._finish(call.call_id)

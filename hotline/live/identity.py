@@ -105,7 +105,7 @@ class LiveIdentity:
     def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
         if event == "caption_final" and extra.get("speaker") == "caller":
             self._heard(call, str(extra.get("text") or ""))
-        elif event in ("ended", "requeued", "transfer_done"):
+        elif event in ("ended", "requeued", "transfer_done", "transfer_waiting"):
             challenge = self.challenges.pop(call.call_id, None)
             if challenge is not None and challenge.timer is not None:
                 challenge.timer.cancel()

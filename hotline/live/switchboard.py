@@ -41,7 +41,11 @@ WAITING, RINGING, CONNECTED, HELD, ENDED = "waiting", "ringing", "connected", "h
 # The agent put the caller on hold (hotline/live/hold.py); a transfer is ringing its target
 # (hotline/live/transfer.py). HELD above is different: the caller's page dropped mid-call.
 ON_HOLD, TRANSFERRING = "on_hold", "transferring"
-LIVE = (CONNECTED, ON_HOLD, TRANSFERRING)  # the parties are joined (talking, held, transferring)
+# A cold transfer waits at the head for its busy target: the first agent has left, the elder
+# stays on their page (told so) and no agent is on the call until the target answers.
+TRANSFER_WAITING = "transfer_waiting"
+# The elder's page is joined (talking, held, transferring, waiting for a transfer's target).
+LIVE = (CONNECTED, ON_HOLD, TRANSFERRING, TRANSFER_WAITING)
 POSITIONS_EVERY = 1.0  # seconds between rounds of queue updates while the line moves
 SLOW_ROUND = 0.5  # a queue round taking longer than this is logged (fan-out is falling behind)
 ROUND_SLICE = 1000  # updates sent before a round yields the loop (250 made the round slower,
@@ -119,6 +123,9 @@ class Switchboard:
         self._rounds: set[asyncio.Task[None]] = set()
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
         self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
+        # Called before each routing round: may ring free agents first (a transfer waiting
+        # at the head for its target, hotline/live/transfer.py), so they are not routed.
+        self.claimers: list[Callable[[], None]] = []
         self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
         self._shifts: list[slots.Shift] = []  # agents' weekly shifts: when the line is staffed
         self._shifts_at = float("-inf")
@@ -474,6 +481,8 @@ class Switchboard:
 
     # ----------------------------------------------------------------- ringing
     def _route(self) -> None:
+        for claim in self.claimers:
+            claim()
         now = self.clock()
         free = [
             routing.AgentState(p.agent.id, p.agent.dialects, p.status, p.idle_since)
@@ -683,12 +692,14 @@ class Switchboard:
             outcome = "callback_no_answer"
         await self.end_call(call, outcome=outcome, by="agent")
 
-    async def _requeue(self, call: LiveCall, reason: str) -> None:
+    async def _requeue(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
         """The agent dropped mid-call: the caller goes to the head of the line."""
         await self.gateway.close_call(call.call_id)
         call.state = WAITING
         call.agent_id = None
-        self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
+        waiter = self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
+        if passed_by is not None:  # a transfer's target declined: ring someone else first
+            waiter.declined_by.add(passed_by)
         self._store_later(calls_db.requeued, call.call_id, reason, self.clock())
         if call.caller is not None:
             call.caller.send({"type": "requeued", "call_id": call.call_id, "reason": reason})
@@ -1095,6 +1106,24 @@ class Switchboard:
         self._notify("resumed", call)  # captions re-send their state to the new agent
         self._publish_line()
         return prior
+
+    async def park(self, call: LiveCall, detail: dict[str, Any]) -> int | None:
+        """A cold transfer waits for its busy target: the first agent leaves the call (to
+        wrap-up), the elder stays on their page with no agent. Returns the first agent's id."""
+        prior = call.agent_id
+        call.agent_id = None
+        self.change_state(call, TRANSFER_WAITING, "transfer_waiting", detail)
+        old = self.agents.get(prior or 0)
+        if old is not None and old.call_id == call.call_id:
+            self._set_agent_status(old, routing.WRAP_UP)
+        await self.gateway.close_leg(call.call_id, "agent")
+        self._publish_line()
+        return prior
+
+    async def requeue(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
+        """A call with no agent goes to the head of the normal line (a transfer gave up);
+        `passed_by` (who just declined it) is rung only if nobody else is left."""
+        await self._requeue(call, reason, passed_by)
 
     def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
         for listener in self.listeners:

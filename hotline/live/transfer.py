@@ -9,6 +9,14 @@ target gets the context card, the note and the captions so far). A decline, no a
 agent (CONNECTED) and the elder is told so in their voice. Every transfer and its result is
 on the call's timeline; answered ones count in `calls.transfers`.
 
+A cold transfer whose target is signed in but busy (or away) waits for it at the head: the
+call goes TRANSFER_WAITING, the first agent leaves (wrap-up; `transfer_waiting`), the elder
+stays on their page and is told in their voice to wait for a colleague. Before every routing
+round the waiting transfers claim free agents who fit their target (hotline/transfer.py
+`assign_waiting`), so the elder never goes behind callers who came after them; the target is
+rung with who transferred and the note. After `transfer_wait_seconds`, or when that ring is
+declined or not answered, the call goes to the head of the normal line, the elder told.
+
 Warm transfer (`mode: "warm"`): when the target answers, the two agents first talk on their
 own browser-to-browser connection (`consult_signal`; a mesh: the server relays SDP only)
 while the elder stays on hold; the first agent then completes the transfer (the same
@@ -35,6 +43,7 @@ from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import (
     CONNECTED,
     ON_HOLD,
+    TRANSFER_WAITING,
     TRANSFERRING,
     LiveCall,
     Presence,
@@ -42,6 +51,7 @@ from hotline.live.switchboard import (
 )
 from hotline.privacy import mask_text
 from hotline.prompts import Prompts
+from hotline.routing import AVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,8 @@ CONSULT_SIGNAL: Spec = {
 CALL_ID: Spec = {"call_id": (str, True, 64)}
 SAY_TRANSFERRING = "transfer.say_transferring"
 SAY_FAILED = "transfer.say_failed"
+SAY_WAITING = "transfer.say_waiting"
+SAY_BACK_IN_LINE = "transfer.say_back_in_line"
 
 
 @dataclass(slots=True)
@@ -72,6 +84,17 @@ class Pending:
     started_at: float
     mode: str = rules.COLD
     consulting: bool = False  # warm: the target answered, the two agents are talking
+    timer: asyncio.TimerHandle | None = None
+    parked: bool = False  # rung after waiting at the head: the first agent has left
+
+
+@dataclass(slots=True)
+class Parked:
+    """A cold transfer waiting at the head for its busy target."""
+
+    rule: rules.Waiting
+    from_name: str
+    note: str
     timer: asyncio.TimerHandle | None = None
 
 
@@ -86,7 +109,10 @@ class LiveTransfer:
         self.cfg = cfg
         self.dialects = dialects
         self.pending: dict[str, Pending] = {}
+        self.waiting: dict[str, Parked] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         sb.listeners.append(self._on_call_event)
+        sb.claimers.append(self._claim)
 
     def attach(self, live: LiveServer) -> None:
         live.route("agent", "transfer", TRANSFER, self._transfer)
@@ -120,7 +146,7 @@ class LiveTransfer:
     async def _transfer(self, ctx: Context, msg: dict[str, Any]) -> None:
         me = ctx.agent_id or 0
         call = self.sb.agents_call(me, msg["call_id"])
-        if call.state == TRANSFERRING or call.call_id in self.pending:
+        if call.state in (TRANSFERRING, TRANSFER_WAITING) or call.call_id in self.pending:
             raise Conflict("a transfer of this call is already ringing", code="transfer_pending")
         if call.state not in (CONNECTED, ON_HOLD):
             raise Conflict("only a call in progress can be transferred", code="not_connected")
@@ -138,10 +164,13 @@ class LiveTransfer:
             rules.OnDuty(p.agent.id, p.agent.role, p.agent.dialects, p.status, p.idle_since)
             for p in self.sb.agents.values()
         ]
-        chosen = rules.pick(target, on_duty, me, exists)
+        chosen = rules.pick(target, on_duty, me, exists, may_wait=mode == rules.COLD)
         # The call may have changed while the account was looked up.
         if call.state not in (CONNECTED, ON_HOLD) or call.call_id in self.pending:
             raise Conflict("the call changed; try again", code="not_connected")
+        if chosen is None:
+            await self._park(call, ctx, target, (msg.get("note") or "").strip())
+            return
         presence = self.sb.agents[chosen.agent_id]
         self._start(call, ctx, presence, target, (msg.get("note") or "").strip(), mode)
 
@@ -165,29 +194,7 @@ class LiveTransfer:
         if target.dialect:
             detail["dialect"] = target.dialect
         self.sb.change_state(call, TRANSFERRING, "transfer", detail)
-        self.sb.reserve_agent(to, call)
-        me_name = self._name(me)
-        to.conn.send(
-            {
-                "type": "ring",
-                "call_id": call.call_id,
-                "elder": call.elder.name if call.elder else "",
-                "dialect": call.dialect,
-                "waited_seconds": round(self.sb.clock() - call.arrived_at, 1),
-                "timeout_seconds": self.cfg.ring_timeout_seconds,
-                "kind": "transfer",
-                "transfer": {
-                    "from": me_name,
-                    "to_kind": target.kind,
-                    "note": note,
-                    "mode": mode,
-                },
-            }
-        )
-        self.sb.notify("transfer_ring", call, {"agent_id": to.agent.id})
-        pending.timer = asyncio.get_running_loop().call_later(
-            self.cfg.ring_timeout_seconds, self._timed_out, call.call_id, to.agent.id
-        )
+        self._ring(call, pending, to, self._name(me))
         self._tell_caller(call, SAY_TRANSFERRING, "on_hold")
         ctx.conn.send(
             {
@@ -199,6 +206,115 @@ class LiveTransfer:
                 "timeout_seconds": self.cfg.ring_timeout_seconds,
             }
         )
+
+    async def _park(self, call: LiveCall, ctx: Context, target: rules.Target, note: str) -> None:
+        """Cold, target busy: the call waits at the head for it; the first agent is free."""
+        me = ctx.agent_id or 0
+        note = mask_text(note)
+        wait = self.cfg.transfer_wait_seconds
+        detail: dict[str, Any] = {"from": me, "to_kind": target.kind, "note": note}
+        detail.update(mode=rules.COLD, waiting=True, max_wait_seconds=wait)
+        if target.agent_id is not None:
+            detail["to"] = target.agent_id
+        if target.dialect:
+            detail["dialect"] = target.dialect
+        parked = Parked(
+            rules.Waiting(call.call_id, target, me, call.arrived_at), self._name(me), note
+        )
+        self.waiting[call.call_id] = parked
+        await self.sb.park(call, detail)
+        parked.timer = asyncio.get_running_loop().call_later(
+            wait, self._wait_over, call.call_id, "wait_expired"
+        )
+        self._tell_caller(call, SAY_WAITING, "on_hold")
+        to = self.sb.agents.get(target.agent_id or 0)
+        ctx.conn.send(
+            {
+                "type": "transfer_waiting",
+                "call_id": call.call_id,
+                "to_kind": target.kind,
+                "to_name": to.agent.display_name if to else "",
+                "dialect": target.dialect,
+                "max_wait_seconds": wait,
+            }
+        )
+
+    def _claim(self) -> None:
+        """Before each routing round: ring the free targets of transfers waiting at the head."""
+        if not self.waiting:
+            return
+        free = [
+            rules.OnDuty(p.agent.id, p.agent.role, p.agent.dialects, p.status, p.idle_since)
+            for p in self.sb.agents.values()
+            if p.status == AVAILABLE
+        ]
+        if not free:
+            return
+        waiting = [w.rule for w in self.waiting.values()]
+        for call_id, agent_id in rules.assign_waiting(waiting, free):
+            self._ring_waiting(call_id, self.sb.agents[agent_id])
+
+    def _ring_waiting(self, call_id: str, to: Presence) -> None:
+        parked = self.waiting.pop(call_id)
+        if parked.timer is not None:
+            parked.timer.cancel()
+        call = self.sb.calls.get(call_id)
+        if call is None or call.state != TRANSFER_WAITING:
+            return
+        pending = Pending(
+            call_id,
+            parked.rule.from_agent,
+            to.agent.id,
+            parked.rule.target.kind,
+            parked.note,
+            time.monotonic(),
+            parked=True,
+        )
+        self.pending[call_id] = pending
+        detail = {"to": to.agent.id, "to_kind": pending.kind}
+        self.sb.change_state(call, TRANSFERRING, "transfer_target_free", detail)
+        self._ring(call, pending, to, parked.from_name)
+
+    def _ring(self, call: LiveCall, pending: Pending, to: Presence, from_name: str) -> None:
+        """Ring the transfer's target with who transfers and the note."""
+        self.sb.reserve_agent(to, call)
+        to.conn.send(
+            {
+                "type": "ring",
+                "call_id": call.call_id,
+                "elder": call.elder.name if call.elder else "",
+                "dialect": call.dialect,
+                "waited_seconds": round(self.sb.clock() - call.arrived_at, 1),
+                "timeout_seconds": self.cfg.ring_timeout_seconds,
+                "kind": "transfer",
+                "transfer": {
+                    "from": from_name,
+                    "to_kind": pending.kind,
+                    "note": pending.note,
+                    "mode": pending.mode,
+                },
+            }
+        )
+        self.sb.notify("transfer_ring", call, {"agent_id": to.agent.id})
+        pending.timer = asyncio.get_running_loop().call_later(
+            self.cfg.ring_timeout_seconds, self._timed_out, call.call_id, to.agent.id
+        )
+
+    def _wait_over(self, call_id: str, reason: str) -> None:
+        """The target did not come free in time: the call goes to the head of the line."""
+        parked = self.waiting.pop(call_id, None)
+        call = self.sb.calls.get(call_id)
+        if parked is not None and call is not None and call.state == TRANSFER_WAITING:
+            self._back_to_line(call, reason)
+
+    def _back_to_line(self, call: LiveCall, reason: str, passed_by: int | None = None) -> None:
+        """A call with no agent (the transfer gave up) waits first in line; the elder told.
+        The colleague who declined (or did not answer) is rung only if nobody else is left."""
+        self._tell_caller(call, SAY_BACK_IN_LINE, "transfer_failed")
+        requeue = self.sb.requeue(call, f"transfer_{reason}", passed_by)
+        task = asyncio.get_running_loop().create_task(requeue)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _cancel(self, ctx: Context, msg: dict[str, Any]) -> None:
         call = self.sb.agents_call(ctx.agent_id or 0, msg["call_id"])
@@ -360,6 +476,9 @@ class LiveTransfer:
             return
         self._forget(pending)
         self._release_target(pending)
+        if pending.parked:  # the first agent has left: first in line instead
+            self._back_to_line(call, reason, passed_by=pending.to_agent)
+            return
         # Back to talking with the first agent (a hold before the transfer is not resumed:
         # the elder has just been told, and now hears their agent again).
         self.sb.change_state(call, CONNECTED, "transfer_failed", {"reason": reason})
@@ -386,6 +505,19 @@ class LiveTransfer:
     def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
         # The call ended, its agent dropped or the caller's page went away mid-transfer: the
         # target stops ringing (the switchboard already decided what happens to the call).
+        if event in ("ended", "caller_away"):
+            parked = self.waiting.pop(call.call_id, None)
+            if parked is not None and parked.timer is not None:
+                parked.timer.cancel()
+            if event == "caller_away" and (parked is not None or self._parked_ring(call)):
+                self._forget_ring(call)
+                # Nobody is on the call: wait first in line, where a returning page rejoins.
+                task = asyncio.get_running_loop().create_task(
+                    self.sb.requeue(call, "transfer_caller_away")
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
         if event in ("ended", "requeued", "caller_away"):
             pending = self.pending.get(call.call_id)
             if pending is not None:
@@ -399,6 +531,16 @@ class LiveTransfer:
                         pending.from_agent,
                         {"type": "transfer_failed", "call_id": call.call_id, "reason": event},
                     )
+
+    def _parked_ring(self, call: LiveCall) -> bool:
+        pending = self.pending.get(call.call_id)
+        return pending is not None and pending.parked
+
+    def _forget_ring(self, call: LiveCall) -> None:
+        pending = self.pending.get(call.call_id)
+        if pending is not None:
+            self._forget(pending)
+            self._release_target(pending)
 
     # ----------------------------------------------------------------- helpers
     def _tell_caller(self, call: LiveCall, key: str, kind: str) -> None:

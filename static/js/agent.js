@@ -369,10 +369,12 @@ async function handle(msg) {
       if (state.phase === "consulting") { stopCamera(); clearAll(); setPhase("idle"); }
       break;
     case "transferred":
-      // The transfer was answered (or, warm, completed): the call is the colleague's now
-      // (they write the wrap-up).
+    case "transfer_waiting":
+      // The transfer was answered (or, warm, completed), or it waits at the head for a busy
+      // colleague: either way the call has left this agent (who writes a wrap-up).
       endConsult(); endMedia(); stopCamera(); clearCallView(); transfer.close();
-      $("call-title").textContent = fmt(S["transfer.done"], { name: msg.to_name });
+      $("call-title").textContent = msg.type === "transferred" ? fmt(S["transfer.done"], { name: msg.to_name })
+        : fmt(S["transfer.waiting"], { name: msg.to_name || (msg.to_kind === "supervisor" ? S["transfer.to_supervisor"] : fmt(S["transfer.to_dialect"], { dialect: dialectName(msg.dialect) })), minutes: Math.ceil(msg.max_wait_seconds / 60) });
       timers.start("wrap");
       state.call = null;
       setPhase("wrap_up");

@@ -223,7 +223,8 @@ function showQueue(msg) {
 
 async function connectMedia(msg) {
   show("incall");
-  $("agent-line").textContent = fmt(S["caller.connected"], { agent: msg.agent_name || "" });
+  state.agentName = msg.agent_name || "";
+  $("agent-line").textContent = fmt(S["caller.connected"], { agent: state.agentName });
   state.iceServers = msg.ice_servers || [];
   const stream = await ensureMedia();
   closeMedia(false);
@@ -239,21 +240,32 @@ async function connectMedia(msg) {
 }
 
 // On hold (or while being transferred): the message is shown big and spoken in the elder's
-// voice; their camera and microphone stop going to the agent (their picture stays private).
-// The gateway tap has its own cloned track, so captions carry on.
+// voice; their camera and microphone stop going to the agent (their picture stays private):
+// the agent connection's senders carry nothing, while a family member on the call (their own
+// connection) still sees and hears the elder. The gateway tap has its own cloned track, so
+// captions carry on.
 function startHold(msg) {
   $("app").dataset.hold = "on";
   $("call-note").textContent = msg.text || "";
+  // Being transferred: the first helper may leave before the next one answers.
+  if (msg.reason === "transfer") $("agent-line").textContent = S["caller.transferring"];
   say(msg.say, "hold");
-  setTrackEnabled(state.stream, "video", false);
-  setTrackEnabled(state.stream, "audio", false);
+  holdAgentMedia(true);
 }
 function endHold() {
   if (!$("app").dataset.hold) return;
   delete $("app").dataset.hold;
   $("call-note").textContent = "";
-  setTrackEnabled(state.stream, "video", !state.cameraOff);
-  setTrackEnabled(state.stream, "audio", !state.muted);
+  holdAgentMedia(false);
+}
+function holdAgentMedia(held) {
+  const pc = state.peer && state.peer.pc;
+  if (!pc) return;
+  for (const sender of pc.getSenders()) {
+    // (The connection may be closing: a transfer's first agent has left. Nothing to undo then.)
+    if (held && sender.track) { sender.heldTrack = sender.track; sender.replaceTrack(null).catch(() => {}); }
+    else if (!held && sender.heldTrack) { sender.replaceTrack(sender.heldTrack).catch(() => {}); sender.heldTrack = null; }
+  }
 }
 
 // A family member joined: their own connection to this page (they offer), shown as big as
@@ -299,7 +311,12 @@ async function handle(msg) {
     case "connected": stopRing(); stopSpeech("place"); endHold(); await connectMedia(msg); break;
     case "on_hold": startHold(msg); break;
     case "off_hold": endHold(); break;
-    case "transfer_failed": endHold(); $("call-note").textContent = msg.text || ""; say(msg.say); break;
+    case "transfer_failed":
+      endHold();
+      $("call-note").textContent = msg.text || "";
+      $("agent-line").textContent = fmt(S["caller.connected"], { agent: state.agentName || "" });
+      say(msg.say);
+      break;
     case "identity_challenge":
       // Four large digits to read aloud (the caption engine checks them).
       $("app").dataset.identity = "on";
@@ -321,8 +338,13 @@ async function handle(msg) {
       endHold();
       closeMedia(false);
       show("waiting");
-      $("wait-note").textContent = S["caller.requeued"];
-      say(boot.prompts.requeued, "status");
+      if (String(msg.reason).startsWith("transfer_")) {
+        // A transfer gave up waiting for a busy colleague: the spoken words came with it.
+        $("wait-note").textContent = S["caller.requeued_transfer"];
+      } else {
+        $("wait-note").textContent = S["caller.requeued"];
+        say(boot.prompts.requeued, "status");
+      }
       break;
     case "ended":
       endHold();
@@ -474,13 +496,13 @@ document.addEventListener("visibilitychange", () => {
 });
 $("mute").addEventListener("click", () => {
   state.muted = !state.muted;
-  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "audio", !state.muted);  // on hold: stays paused
+  setTrackEnabled(state.stream, "audio", !state.muted);  // on hold the agent gets nothing anyway
   $("mute").setAttribute("aria-pressed", String(state.muted));
   $("mute").textContent = state.muted ? S["caller.unmute"] : S["caller.mute"];
 });
 $("camera").addEventListener("click", () => {
   state.cameraOff = !state.cameraOff;
-  if (!$("app").dataset.hold) setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold: stays paused
+  setTrackEnabled(state.stream, "video", !state.cameraOff);  // on hold the agent gets nothing anyway
   $("camera").setAttribute("aria-pressed", String(state.cameraOff));
   $("camera").textContent = state.cameraOff ? S["caller.camera_on"] : S["caller.camera_off"];
 });

@@ -12,11 +12,12 @@ export function mountTransferPanel(container, { strings = {}, dialects = {}, sen
     const choice = el("select", { name: "target", id: "transfer-target", "aria-label": T("to") });
     for (const a of targets) {
       const label = T("to_agent", { name: a.name, dialects: a.dialects.map((d) => dialects[d] || d).join("、"), status: S(`status.${a.status}`) });
-      choice.append(el("option", { value: `agent:${a.id}`, disabled: a.status !== "available" }, label));
+      // A busy or away colleague can be chosen too: a cold transfer waits for them at the head.
+      choice.append(el("option", { value: `agent:${a.id}`, "data-free": String(a.status === "available") }, label));
     }
     for (const [id, name] of Object.entries(dialects)) choice.append(el("option", { value: `dialect:${id}` }, T("to_dialect", { dialect: name })));
     choice.append(el("option", { value: "supervisor:" }, T("to_supervisor")));
-    const firstFree = [...choice.options].find((o) => !o.disabled);
+    const firstFree = [...choice.options].find((o) => o.dataset.free !== "false");
     if (firstFree) firstFree.selected = true;
     const note = el("textarea", { name: "note", rows: 2, maxlength: 500, id: "transfer-note-input" });
     const mode = el("select", { name: "mode", id: "transfer-mode", "aria-label": T("mode") },
