@@ -299,11 +299,16 @@ def main() -> int:
     parser.add_argument(
         "--browser", action="store_true", help="end to end: Chromium fake mic -> agent's page"
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="with --browser: call at once, racing the server's recognizer warm-up",
+    )
     args = parser.parse_args()
     if args.browser:
         from asr_browser import run_browser  # bench/, the folder of this script
 
-        return run_browser(quick=args.quick, workers=args.workers)
+        return run_browser(quick=args.quick, workers=args.workers, cold=args.cold)
     levels = [int(x) for x in args.streams.split(",") if x] or (
         ([8] if args.workers else [6]) if args.quick else [1, 2, 3, 4, 6, 8, 10]
     )

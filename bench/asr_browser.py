@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from asr_trace import MIC_LEVEL_JS, stages, tracing  # bench/, this script's folder
+
 from tests.asr_helpers import KO_SENTENCES, make_speech_wav, read_pcm, write_pcm
 
 LEAD_SECONDS = 10.0  # silence while the call rings and connects: speech before it is lost
@@ -146,7 +148,16 @@ def latencies(
     return partial_ms, final_ms, missing
 
 
-def run_browser(quick: bool, workers: int) -> int:
+def _wait_warm(srv: Any, dialect: str, n: int, deadline: float) -> float:
+    """Poll until the engine holds `n` warm recognizers (or the deadline); seconds waited."""
+    start = time.time()
+    engine = srv.running.captions.engine
+    while engine.idle_recognizers(dialect) < n and time.time() < deadline:
+        time.sleep(0.2)
+    return time.time() - start
+
+
+def run_browser(quick: bool, workers: int, cold: bool = False) -> int:
     """Run one captioned browser call; print figures and the JSON summary line."""
     from playwright.sync_api import sync_playwright
 
@@ -160,13 +171,22 @@ def run_browser(quick: bool, workers: int) -> int:
     sentences = KO_SENTENCES[:3] if quick else KO_SENTENCES
     wav, spans = _speech(tmp, sentences)
     procs = []
-    overrides: dict[str, Any] = {"captions_deterministic": True, "caption_warm": 1}
+    # Two warm recognizers: one per leg of the call (the agent's leg is captioned too).
+    overrides: dict[str, Any] = {"captions_deterministic": True, "caption_warm": 2}
     if workers:
         flags = ("--workers", "1", "--warm", "1", "--deterministic")
         procs = start_workers(tmp / "workers", workers, *flags, timeout=300)
         overrides["asr_workers"] = json.dumps({"ko": [p.url for p in procs]})
     srv = ServerThread(test_config(tmp / "data", **overrides))
+    trace = tracing()
+    tr = trace.__enter__()
     try:
+        if not workers and not cold:
+            # A server in service has its warm pool ready; the call must not race the warm-up
+            # (until 2026-11-30 it did: the caller's leg got a cold recognizer, whose first
+            # speech chunk took up to 7 s, and the backlog dropped most of the first sentence).
+            waited = _wait_warm(srv, "ko", 2, deadline=time.time() + 180)
+            print(f"warm-up done {waited:.1f} s after the server started")
         agents_db.add(srv.db, "kim", "pw-kim-123", ["ko"])
         elder = elders_db.add(srv.db, "김할머니", dialect="ko")
         link = elders_db.new_link(srv.db, elder.id)
@@ -176,6 +196,7 @@ def run_browser(quick: bool, workers: int) -> int:
             browser(p) as agent_ctx,
         ):
             caller_ctx.add_init_script(MIC_STAMP_JS)
+            caller_ctx.add_init_script(MIC_LEVEL_JS)
             agent_ctx.add_init_script(CAPTION_STAMP_JS)
             agent = agent_ctx.new_page()
             login(agent, srv.http, "kim", "pw-kim-123")
@@ -189,8 +210,10 @@ def run_browser(quick: bool, workers: int) -> int:
             while time.time() < deadline:  # the file plays in real time: wait for its end
                 agent.wait_for_timeout(250)
             caps = agent.evaluate("() => window.__caps")
+            level = caller.evaluate("() => window.__level || []")
     finally:
         srv.stop()
+        trace.__exit__(None, None, None)
         for proc in procs:
             proc.stop()
     partial_ms, final_ms, missing = latencies(spans, mic_start, caps, connected)
@@ -201,8 +224,25 @@ def run_browser(quick: bool, workers: int) -> int:
         f"e2e partial ms {sorted(round(x) for x in partial_ms)}, "
         f"e2e final ms {sorted(round(x) for x in final_ms)}, missing finals {missing}"
     )
+    staged = stages(read_pcm(wav)[0], spans, mic_start, level, tr, caps)
+    for row in staged["rows"]:
+        print("stage", json.dumps(row))
+    print("stage medians", json.dumps(staged["medians"]),
+          "page t0 - bench t0 ms", staged["page_t0_vs_bench_t0_ms"])  # fmt: skip
     (tmp / "stamps.json").write_text(
-        json.dumps({"spans": spans, "mic_start": mic_start, "connected": connected, "caps": caps})
+        json.dumps(
+            {
+                "spans": spans,
+                "mic_start": mic_start,
+                "connected": connected,
+                "caps": caps,
+                "level": level,
+                "fed": tr.fed,
+                "decoded": tr.decoded,
+                "finals": tr.finals,
+                "sent": tr.sent,
+            }  # fmt: skip
+        )
     )
     print(f"stamps: {tmp / 'stamps.json'}")
     p95 = _pct(partial_ms, 95)
@@ -222,6 +262,7 @@ def run_browser(quick: bool, workers: int) -> int:
                 "lost_streams": None,
                 "workers": workers,
                 "browser": True,
+                "cold": cold,
                 "utterances": len(spans),
                 "missing_finals": missing,
                 "e2e_partial_latency_p95_ms": round(p95) if p95 is not None else None,

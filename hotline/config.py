@@ -98,7 +98,9 @@ class Config:
     log_level: str = setting("INFO", "Logging level.")
     caption_workers: int = setting(2, "Threads decoding speech for captions (the asr pool).")
     caption_warm: int = setting(
-        2, "Recognizers per installed model warmed at start with speech (registry warm_up)."
+        2,
+        "Warm recognizers kept idle per installed model (warmed with registry warm_up "
+        "speech at start, replaced as calls take them).",
     )
     captions_vad: bool = setting(
         True, "Skip decoding long silences (energy gate): less CPU per captioned call."
@@ -144,7 +146,9 @@ class Config:
     )
     http_connection_limit: int = setting(400, "Open HTTP connections the server holds at most.")
     http_connections_per_address: int = setting(
-        16, "Open HTTP connections one client address may hold (the trusted proxy is exempt)."
+        16,
+        "HTTP connections one client address may hold; its oldest idle one is closed to make "
+        "room, so only requests in progress count (the trusted proxy is exempt).",
     )
     http_channel_timeout: int = setting(
         30, "An HTTP connection that sends nothing for this many seconds is closed."

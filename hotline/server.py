@@ -185,7 +185,7 @@ def _warm_captions(services: services_mod.Services, engine: CaptionEngine, n: in
         except Exception:  # no voice: a noise warm-up still loads the model and makes the pool
             log.warning("warm-up speech for %s could not be rendered", d.id, exc_info=True)
             speech = b""
-        engine.warm(d.id, n, speech)
+        engine.keep_warm(d.id, n, speech)
 
 
 async def _tick(

@@ -136,6 +136,25 @@ def test_slow_clients_from_one_address_cannot_take_the_server(srv: ServerThread)
             s.close()
 
 
+def test_idle_connections_of_one_address_make_room_for_its_next_request(srv: ServerThread) -> None:
+    """Browsers behind one NAT address keep idle connections: the cap recycles, never locks out."""
+    port = int(srv.running.http_port)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(8):  # twice the per-address cap of 4, none sending a byte
+            s = _slow_client()
+            s.connect(("127.0.0.1", port))
+            idle.append(s)
+        for _ in range(3):  # the same address then loads pages: each one is served
+            with _slow_client() as s:
+                s.connect(("127.0.0.1", port))
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert s.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in idle:
+            s.close()
+
+
 # ----------------------------------------------------------------- finding 12: huge bodies
 def test_huge_body_is_refused_before_it_is_read(srv: ServerThread) -> None:
     """400 MiB announced: waitress answers 413 from the headers, so nothing is spooled."""

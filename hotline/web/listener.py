@@ -5,8 +5,12 @@ client that drips one byte every few seconds keeps a half-sent request open for 
 its `connection_limit` is global, so one address can hold all of them (then nobody else is
 accepted). This server adds:
 
-- a per-address cap, checked at accept: an address holding `per_address` connections gets
-  its next one closed at once (the trusted proxy is exempt: it speaks for everyone);
+- a per-address cap, checked at accept: an address holding `per_address` connections first
+  loses its oldest idle one (a browser's keep-alive, or a socket that never sent a byte, is
+  cheap to reopen), and only when all of them are busy receiving or answering a request is the
+  new one closed at once. So a call centre or care home behind one NAT address, whose
+  browsers keep idle connections open, is never locked out, while one address still cannot
+  hold more than `per_address` slots (the trusted proxy is exempt: it speaks for everyone);
 - a request deadline: a request not fully received `request_seconds` after its first byte
   is dropped, however slowly it keeps dripping.
 
@@ -69,7 +73,7 @@ class GuardedServer(TcpWSGIServer):
             return
         conn, addr = accepted
         host = addr[0] if isinstance(addr, tuple) else str(addr)
-        if host != self.exempt and self._held_by(host) >= self.per_address:
+        if host != self.exempt and not self._room_for(host):
             self.refused += 1
             if self.refused % 100 == 1:
                 log.warning("http: %s holds %d connections; refusing more", host, self.per_address)
@@ -87,12 +91,20 @@ class GuardedServer(TcpWSGIServer):
             return
         self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
 
-    def _held_by(self, host: str) -> int:
-        return sum(
-            1
+    def _room_for(self, host: str) -> bool:
+        """Whether `host` may open one more connection, closing its oldest idle one if needed."""
+        held = [
+            ch
             for ch in list(self.active_channels.values())
             if isinstance(ch.addr, tuple) and ch.addr[0] == host
-        )
+        ]
+        if len(held) < self.per_address:
+            return True
+        idle = [ch for ch in held if _idle(ch)]
+        if not idle:
+            return False
+        min(idle, key=lambda ch: ch.last_activity).handle_close()
+        return True
 
     def maintenance(self, now: float) -> None:
         super().maintenance(now)
@@ -101,6 +113,16 @@ class GuardedServer(TcpWSGIServer):
             started = getattr(channel, "request_started", None)
             if channel.request is not None and started is not None and started < cutoff:
                 channel.will_close = True
+
+
+def _idle(channel: Any) -> bool:
+    """A connection neither receiving a request, nor holding one, nor sending an answer."""
+    return (
+        channel.request is None
+        and not channel.requests
+        and not channel.total_outbufs_len
+        and not channel.will_close
+    )
 
 
 def build(app: Any, cfg: Config, *, host: str, port: int) -> GuardedServer:
