@@ -56,3 +56,10 @@ class Conflict(HotlineError):
 class TooMany(HotlineError):
     status = 429
     code = "rate_limited"
+
+
+class SpeechUnavailable(HotlineError):
+    """A spoken prompt could not be rendered; pages show its text instead."""
+
+    status = 503
+    code = "speech_unavailable"

@@ -23,7 +23,7 @@ class Signer:
     def dumps(self, purpose: str, payload: Any) -> str:
         return self._s(purpose).dumps(payload)
 
-    def loads(self, purpose: str, token: str, max_age: float | None = None) -> Any:
+    def loads(self, purpose: str, token: str, max_age: int | None = None) -> Any:
         """The payload; Unauthorized if forged, LinkExpired if too old."""
         if not isinstance(token, str) or len(token) > 4096:
             raise Unauthorized("bad token")

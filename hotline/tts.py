@@ -1,9 +1,25 @@
 """Spoken prompts: pyttsx3 over espeak-ng, owned by one thread, rendered to cached WAV files.
 
-pyttsx3's engine is process-global and not thread-safe, so one thread ("tts") owns it and
-renders one utterance at a time. Files are cached by (voice, text), so each prompt is
-rendered once. `runAndWait()` may return before the file is complete: we wait until the WAV
-header is readable and its size stops changing.
+pyttsx3's engine is process-global (`pyttsx3.init` hands every caller the same one) and not
+thread-safe, so each `Speech` renders on its own "tts" thread and every render in the process
+takes one lock. Files are cached by (voice, text), so each prompt is rendered once.
+
+A render is treated as fallible, because pyttsx3's espeak driver runs libespeak-ng in its
+asynchronous mode and writes the WAV from espeak's own thread when the utterance ends:
+- `runAndWait()` can return before the file exists (the first render of a process always
+  does), so a render waits for the `finished-utterance` callback, not for `runAndWait()`;
+- the driver's state (`_speaking`, `_data_buffer`, `_looping`, its busy flag and command
+  queue) is shared by our thread and espeak's callback thread without a lock, and
+  `runAndWait()` begins with the driver's `stop()`, which cancels whatever libespeak still
+  reports as playing. Starting a render while the previous utterance's callback is still
+  running after its file write (a loaded machine deschedules espeak's thread) gets the new
+  render cancelled (seen: `finished-utterance` with completed=False) or its state reset
+  under it: a WAV without frames, after "Audio saved to" was printed. So a render first
+  waits until libespeak is idle (that callback has returned), and afterwards checks the WAV.
+A failed attempt is logged and retried; after `ATTEMPTS` the prompt raises SpeechUnavailable
+and the pages show its text instead (a fresh engine is not an option: libespeak-ng can be
+initialised once per process). The driver's "Audio saved to <file>" print is silenced by
+giving its module a `print` of its own (tests/test_tts.py keeps this patch honest).
 """
 
 from __future__ import annotations
@@ -15,28 +31,59 @@ import queue
 import threading
 import time
 import wave
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, Protocol
+
+from hotline.errors import SpeechUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 600
+ATTEMPTS = 3
+ATTEMPT_SECONDS = 5.0  # one sentence takes ~10 ms on an idle core; this is for a loaded one
+RATE = 150  # words per minute, slower than espeak's default: easier for seniors
+
+# The engine is one per process whoever asks for it (pyttsx3.init caches it, libespeak-ng
+# initialises once), so this lock is process-wide too: one render at a time.
+_ENGINE_LOCK = threading.Lock()
+
+
+class RenderFailed(Exception):
+    """One attempt at rendering did not leave a complete WAV file."""
+
+
+class Renderer(Protocol):
+    """Writes one utterance to a WAV file, complete when `render` returns, or raises."""
+
+    def render(self, text: str, voice: str, path: Path, timeout: float) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Speech:
     """Renders text to WAV files in a cache directory, on its own thread."""
 
-    def __init__(self, cache_dir: Path, max_bytes: int = 1024 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        max_bytes: int = 1024 * 1024 * 1024,
+        renderer: Callable[[], Renderer] | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.evicted = 0
         self._cache_bytes = sum(_sizes(self.cache_dir).values())
+        self._make_renderer = renderer or EspeakRenderer
         self._jobs: queue.Queue[tuple[str, str, Path, Future[Path]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
         self._started = False
         self._lock = threading.Lock()
         self.rendered = 0
+        self.retries = 0  # attempts that failed and were tried again (or given up)
+        self.failed = 0  # prompts that could not be rendered at all
 
     def cached(self, text: str, voice: str) -> bool:
         """Whether this prompt is already rendered (serving it costs no CPU)."""
@@ -82,61 +129,128 @@ class Speech:
         return future
 
     def render_sync(self, text: str, voice: str, timeout: float = 20.0) -> Path:
-        return self.render(text, voice).result(timeout)
+        """The WAV file for `text`; raises SpeechUnavailable if it cannot be rendered."""
+        try:
+            return self.render(text, voice).result(timeout)
+        except TimeoutError:
+            raise SpeechUnavailable("the spoken prompt took too long to render") from None
 
     def close(self) -> None:
         if self._started:
             self._jobs.put(None)
 
     def _run(self) -> None:
-        import pyttsx3
-
-        engine = pyttsx3.init("espeak")
-        engine.setProperty("rate", 150)  # slower than default: easier for seniors
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            text, voice, path, future = job
-            if future.cancelled():
-                continue
-            if path.exists():
-                future.set_result(path)
-                continue
-            try:
-                future.set_result(self._render_one(engine, text, voice, path))
-            except Exception as exc:
-                log.exception("tts: rendering failed for voice %s", voice)
-                future.set_exception(exc)
-
-    def _render_one(self, engine, text: str, voice: str, path: Path) -> Path:
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.wav")
-        engine.setProperty("voice", voice)
-        engine.save_to_file(text, str(tmp))
-        engine.runAndWait()
-        _wait_complete(tmp)
-        os.replace(tmp, path)
-        self.rendered += 1
-        self._keep_bounded(path)
-        return path
-
-
-def _wait_complete(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = -1
-    while time.monotonic() < deadline:
-        if path.exists():
-            size = path.stat().st_size
-            if size == last and size > 44:
+        renderer: Renderer | None = None
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                text, voice, path, future = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if path.exists():
+                    future.set_result(path)
+                    continue
                 try:
-                    with wave.open(str(path)) as w:
-                        if w.getnframes() > 0:
-                            return
-                except (wave.Error, EOFError):
-                    pass
-            last = size
-        time.sleep(0.03)
-    raise TimeoutError(f"speech file {path.name} was not completed")
+                    if renderer is None:
+                        with _ENGINE_LOCK:  # it sets properties and callbacks on the engine
+                            renderer = self._make_renderer()
+                    future.set_result(self._render_one(renderer, text, voice, path))
+                except Exception as exc:
+                    self.failed += 1
+                    log.error("tts: voice %s: prompt not rendered: %s", voice, exc)
+                    future.set_exception(
+                        exc if isinstance(exc, SpeechUnavailable) else SpeechUnavailable(str(exc))
+                    )
+        finally:
+            if renderer is not None:
+                with _ENGINE_LOCK:
+                    renderer.close()
+
+    def _render_one(self, renderer: Renderer, text: str, voice: str, path: Path) -> Path:
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.wav")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with _ENGINE_LOCK:
+                    renderer.render(text, voice, tmp, ATTEMPT_SECONDS)
+                    check_wav(tmp)
+            except RenderFailed as exc:
+                self.retries += 1
+                log.warning(
+                    "tts: voice %s: attempt %d of %d failed: %s", voice, attempt, ATTEMPTS, exc
+                )
+                tmp.unlink(missing_ok=True)
+                continue
+            os.replace(tmp, path)
+            self.rendered += 1
+            self._keep_bounded(path)
+            return path
+        raise SpeechUnavailable(f"speech could not be rendered in {ATTEMPTS} attempts")
+
+
+class EspeakRenderer:
+    """pyttsx3's espeak engine, driven so that a render is complete when `render` returns."""
+
+    def __init__(self) -> None:
+        import pyttsx3
+        from pyttsx3.drivers import _espeak
+        from pyttsx3.drivers import espeak as driver
+
+        # The driver reports each file with a bare print(): a module global shadows it there
+        # (and only there), which a threaded server cannot do with a process-wide stdout swap.
+        driver.print = _quiet  # type: ignore[attr-defined]
+        self._is_playing: Callable[[], Any] = _espeak.IsPlaying
+        self._engine = pyttsx3.init("espeak")
+        self._engine.setProperty("rate", RATE)
+        self._finished = threading.Event()
+        self._cancelled = False
+        self._token = self._engine.connect("finished-utterance", self._on_finished)
+
+    def _on_finished(self, name: Any = None, completed: bool = True) -> None:
+        if not completed:
+            self._cancelled = True
+        self._finished.set()
+
+    def render(self, text: str, voice: str, path: Path, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        # Never start while libespeak still plays the last utterance: runAndWait() would
+        # cancel this one (see the module docstring).
+        while self._is_playing():
+            if time.monotonic() > deadline:
+                raise RenderFailed("libespeak stayed busy with the previous utterance")
+            time.sleep(0.005)
+        self._finished.clear()
+        self._cancelled = False
+        self._engine.setProperty("voice", voice)
+        self._engine.save_to_file(text, str(path))
+        self._engine.runAndWait()
+        if not self._finished.wait(max(0.0, deadline - time.monotonic())):
+            raise RenderFailed("espeak never finished the utterance")
+        if self._cancelled:
+            raise RenderFailed("the utterance was cancelled")
+
+    def close(self) -> None:
+        self._engine.disconnect(self._token)
+
+
+def _quiet(*args: object, **kwargs: object) -> None:
+    """Stands in for print() inside pyttsx3's espeak driver."""
+
+
+def check_wav(path: Path) -> None:
+    """Raise RenderFailed unless `path` is a WAV with frames and all of its data."""
+    try:
+        size = path.stat().st_size
+        with wave.open(str(path)) as w:
+            frames = w.getnframes()
+            need = frames * w.getsampwidth() * w.getnchannels()
+    except (OSError, wave.Error, EOFError) as exc:
+        raise RenderFailed(f"no readable WAV: {exc}") from None
+    if frames == 0:
+        raise RenderFailed("the WAV has no frames")
+    if size < 44 + need:
+        raise RenderFailed(f"the WAV is cut short ({size} bytes for {frames} frames)")
 
 
 def _sizes(folder: Path) -> dict[Path, int]:

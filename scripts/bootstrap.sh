@@ -3,11 +3,14 @@
 # - Debian packages (espeak-ng for spoken prompts, chromium for browser tests, postgresql and
 #   redis-server for the cluster-mode tests, which start throw-away servers) when missing and root.
 # - A virtualenv in .venv with the project and its test extras, reinstalled when pyproject.toml changes.
+# - With HOTLINE_WITH_BROWSER=1 (tests): ESLint from npm into node_modules, exactly as package-lock.json pins it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 want_debs=(espeak-ng libespeak-ng1 sox iproute2 coturn postgresql redis-server)
-[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei)
+[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && want_debs+=(chromium fonts-wqy-microhei nodejs)
+# ESLint 9 runs on Debian 12's nodejs (18); npm comes with NodeSource's nodejs or as its own package.
+[ "${HOTLINE_WITH_BROWSER:-0}" = 1 ] && ! command -v npm >/dev/null && want_debs+=(npm)
 missing=()
 for p in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -35,8 +38,17 @@ if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
   cp pyproject.toml "$stamp"
 fi
 
-# axe-core (npm) for the browser tests' accessibility checks, kept inside .venv (no package.json
-# at the top: the project is Python); pinned, reinstalled when the pin changes.
+if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then
+  js_stamp=node_modules/.hotline-installed
+  if [ ! -f "$js_stamp" ] || ! cmp -s package-lock.json "$js_stamp"; then
+    echo "bootstrap: installing ESLint (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    cp package-lock.json "$js_stamp"
+  fi
+fi
+
+# axe-core (npm) for the browser tests' accessibility checks, kept inside .venv (where the
+# tests look for it); pinned, reinstalled when the pin changes.
 AXE_CORE_VERSION=4.14.1
 if [ "${HOTLINE_WITH_BROWSER:-0}" = 1 ]; then
   axe_pkg=.venv/node/node_modules/axe-core/package.json

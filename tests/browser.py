@@ -124,6 +124,9 @@ def tap_call(caller: Any) -> None:
 
     The page first explains by voice what the phone will ask (a few seconds), then asks for
     the camera and microphone and calls."""
+    # The button is in the HTML before the page's module has run and wired it: a click before
+    # that does nothing (seen when the module graph loaded slowly). window.hotline is set by it.
+    caller.wait_for_function("() => window.hotline !== undefined", timeout=20_000 * SLOW)
     caller.click("#call")
     caller.wait_for_function(
         "() => ['waiting', 'incall'].includes(window.hotline.screen)", timeout=20_000 * SLOW

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,33 @@ def test_config(tmp: Path, **overrides: Any) -> Config:
 
 
 test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`
+    seconds (scaled by SLOW) naming `what`: synchronisation on a condition, never a sleep."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout * SLOW:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    predicate: Any, timeout: float, what: str, interval: float = 0.02
+) -> Any:
+    """`wait_until` for coroutines: polls without blocking the loop."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout * SLOW:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 class ServerThread:

@@ -165,7 +165,11 @@ def test_wallboard_follows_the_line_and_watches_a_call(server: ServerThread) -> 
                 "() => document.querySelectorAll('#monitor-steps li').length > 0",
                 timeout=10_000 * SLOW,
             )
-            page.wait_for_timeout(500)
+            # What the screenshot and the fit check need: charts loaded and fonts in place.
+            page.wait_for_function(
+                "() => [...document.images].every(i => i.complete) && document.fonts.status === 'loaded'",
+                timeout=10_000 * SLOW,
+            )
             screenshot(page, "admin-wallboard-1920")
             assert page.evaluate(FIGURES_FIT) == []
             entries = [e["action"] for e in audit.entries(server.db)]

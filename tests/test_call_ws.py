@@ -20,7 +20,7 @@ from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.prompts import MINUTE_STEPS, step
-from tests.support import SLOW, Client, ServerThread, agent_ticket
+from tests.support import SLOW, Client, ServerThread, agent_ticket, async_wait_until
 from tests.support import test_config as config_for
 
 _names = itertools.count(1)
@@ -138,6 +138,14 @@ def answered_row(server: ServerThread, call_id: str) -> dict[str, Any]:
 def live(server: ServerThread, fn: Callable[[], Any]) -> Any:
     """Read switchboard state on its own loop."""
     return server.run(fn)
+
+
+async def away(server: ServerThread, call_id: str) -> None:
+    """Wait until the switchboard has seen the caller of `call_id` disconnect."""
+    calls = server.switchboard.calls
+    await async_wait_until(
+        lambda: live(server, lambda: calls[call_id].caller is None), 5, "the caller away"
+    )
 
 
 async def closing(*clients: Client) -> None:
@@ -418,7 +426,7 @@ def test_waiting_caller_rejoins_same_call_same_place(server: ServerThread) -> No
         q2 = await tap(second, "cmn")
         await second.expect("queue", call_id=q2["call_id"], position=2)
         await first.close()
-        await asyncio.sleep(0.1)
+        await away(server, q1["call_id"])
         third = await open_caller(server)
         q3 = await tap(third, "cmn")
         await third.expect("queue", call_id=q3["call_id"], position=3)
@@ -644,7 +652,7 @@ def test_rejoined_waiting_caller_is_rung_by_free_agent(server: ServerThread) -> 
         caller = await open_caller(server)
         queued = await tap(caller, "cmn")
         await caller.close()
-        await asyncio.sleep(0.1)
+        await away(server, queued["call_id"])
         agent = await open_agent(server, agent_id)  # routes while the caller is away
         back = await open_client(caller_url(server, rejoin=queued["rejoin"]))
         assert (await receive(back, "hello"))["rejoined"] is True

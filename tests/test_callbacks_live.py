@@ -13,7 +13,14 @@ from hotline.db import agents as agents_db
 from hotline.db import callbacks as callbacks_db
 from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
-from tests.support import Client, ServerThread, agent_ticket, test_config
+from tests.support import (
+    Client,
+    ServerThread,
+    agent_ticket,
+    async_wait_until,
+    test_config,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -21,6 +28,18 @@ def srv(tmp_path: Path):
     server = ServerThread(test_config(tmp_path, callback_offer_seconds=0.0, rejoin_seconds=0.5))
     yield server
     server.stop()
+
+
+def rejoin_window_over(srv: ServerThread, call_id: str) -> bool:
+    """(On the server loop.) The caller of `call_id` is away and their rejoin timer has fired."""
+    call = srv.switchboard.calls.get(call_id)
+    timer = call.gone_timer if call is not None else None
+    return bool(
+        call is not None
+        and call.caller is None
+        and timer is not None
+        and timer.when() <= asyncio.get_running_loop().time()
+    )
 
 
 async def agent_client(srv: ServerThread, agent_id: int, available: bool = True) -> Client:
@@ -49,8 +68,17 @@ def test_kept_place_rings_agent_then_number_by_phone(srv: ServerThread) -> None:
         booked = await caller.expect("callback_booked")
         assert booked["say"].startswith("/tts/")
         await caller.close()  # the senior closes the page
-        await asyncio.sleep(1.0)  # past the rejoin window: still in line
-        assert queued["call_id"] in srv.switchboard.calls
+        # This scenario runs on the server's loop. A poll that finds the rejoin timer due a
+        # second time comes at least one loop pass after the expiry task it made has run.
+        seen: list[bool] = []
+        await async_wait_until(
+            lambda: (
+                seen.append(rejoin_window_over(srv, queued["call_id"])) or seen[-2:] == [True] * 2
+            ),
+            10,
+            "the rejoin window",
+        )
+        assert queued["call_id"] in srv.switchboard.calls  # past the rejoin window: still in line
         agent = await agent_client(srv, agent_row.id)
         ring = await agent.expect("ring")
         assert ring["kind"] == "callback" and ring["call_id"] == queued["call_id"]
@@ -117,9 +145,12 @@ def test_caller_who_vanishes_while_waiting_gets_a_callback_offer(srv: ServerThre
                 await caller.send({"type": "hangup", "reason": "cancel"})  # chose to leave
                 await caller.expect("ended")
             await caller.close()
-        await asyncio.sleep(1.5)
         return ids[0], ids[1]
 
     vanished, chose_to_leave = srv.call(scenario())
-    assert callbacks_db.by_idem(srv.db, f"abandoned:{vanished}") is not None
+    # The vanished caller's offer comes when their rejoin window ends; the one who chose to
+    # leave ended before that, so had an offer been made for them it would be there by now.
+    wait_until(
+        lambda: callbacks_db.by_idem(srv.db, f"abandoned:{vanished}"), 10, "the callback offer"
+    )
     assert callbacks_db.by_idem(srv.db, f"abandoned:{chose_to_leave}") is None

@@ -283,13 +283,11 @@ def test_fuzz_supervisor_messages(harness: Harness, frame: Any) -> None:
 
 
 def test_server_still_answers_after_fuzzing(harness: Harness) -> None:
-    assert harness.healthy() or harness.loop.run(harness.build()) is None
+    if not harness.healthy():  # fuzzing may end the call (a valid hangup): set up a new one
+        harness.loop.run(harness.build())
+    assert harness.healthy(), "after fuzzing, the server no longer connects a call"
     replies = harness.loop.run(harness.exchange("caller", {"type": "ping"}))
     assert replies == []
-
-
-def test_rebuilds_report(harness: Harness) -> None:
-    print(f"call rebuilt {harness.rebuilds} times")
 
 
 def test_lone_surrogate_from_caller_does_not_drop_the_agent(harness: Harness) -> None:
@@ -305,7 +303,8 @@ def test_lone_surrogate_from_caller_does_not_drop_the_agent(harness: Harness) ->
     h.loop.run(h.exchange("caller", frame))
 
     async def agent_alive() -> bool:
-        await asyncio.sleep(0.3)
+        # exchange() returned on the caller's pong, so the server has already relayed the
+        # frame (or dropped the agent): a dropped agent gets no pong of its own.
         agent = h.clients["agent"]
         try:
             await agent.send({"type": "ping"})

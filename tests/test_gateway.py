@@ -76,7 +76,7 @@ def test_gateway_hears_a_wav(speech_wav: Path) -> None:
             # 16 kHz mono s16 reaches the sink in whole samples.
             await until(lambda: sum(map(len, pcm)) >= RATE, what="one second of PCM")
             assert all(len(chunk) % 2 == 0 for chunk in pcm)
-            assert gw.video_decoded == 0
+            assert gw.tracks == {"audio": 1}  # no video reached the gateway
             assert gw.open_legs == 1
         finally:
             await peer.close()
@@ -122,7 +122,7 @@ def test_two_legs_and_replacement() -> None:
             await gw.close_call("c")
             await gw.close_call("c")  # idempotent
             assert gw.open_legs == 0
-            assert gw.video_decoded == 0
+            assert set(gw.tracks) == {"audio"}
         finally:
             for peer in peers:
                 await peer.close()
@@ -163,7 +163,7 @@ def test_gateway_refuses_a_video_tap() -> None:
         try:
             with pytest.raises(BadSdp):
                 await gw.answer("v", "caller", await peer.offer())
-            assert gw.open_legs == 0 and gw.video_decoded == 0
+            assert gw.open_legs == 0 and not gw.tracks  # refused before any track arrived
         finally:
             await peer.close()
 
@@ -205,7 +205,7 @@ def test_tap_offer_through_a_connected_call(server: ServerThread, speech_wav: Pa
             # The console gets the counters once a second.
             level = await agent.expect("tap_level", call_id=call_id, timeout=5)
             assert level["caller"]["frames"] > 0
-            assert server.run(lambda: gateway.video_decoded) == 0
+            assert server.run(lambda: set(gateway.tracks)) == {"audio"}
             # The caller drops: their leg closes; the agent's stays until the call ends.
             await caller.close()
             await agent.expect("caller_away", call_id=call_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from hotline.asr.alert_rules import AlertRule, spot_rules
 from hotline.asr.alerts import spot_alerts
@@ -20,6 +20,46 @@ LOW_CONFIDENCE = 0.6
 # Tokens the Korean model emits for noise (FIELD-NOTES), and vosk's unknown-word markers.
 _JUNK = re.compile(r"^(\[[^\]]*\]|<[^>]*>|[-‐–—_.·]+)$")
 _DIGITISH = re.compile(r"[0-9０-９零〇一幺二两三四五六七八九十百千万]")
+
+
+class Word(TypedDict):
+    """One word of a final caption: masked text, confidence, and stream times when known."""
+
+    w: str
+    conf: float
+    low: bool
+    start: NotRequired[float]
+    end: NotRequired[float]
+
+
+class PartialCaption(TypedDict):
+    type: Literal["caption"]
+    speaker: str
+    kind: Literal["partial"]
+    text: str
+
+
+class FinalCaption(TypedDict):
+    type: Literal["caption"]
+    speaker: str
+    kind: Literal["final"]
+    text: str
+    gloss: str
+    words: list[Word]
+    alerts: list[dict[str, str]]
+    utterance_start: float | None
+    utterance_end: float | None
+
+
+class CaptionStatus(TypedDict):
+    type: Literal["captions_status"]
+    state: str
+    dialect: str
+    reason: str
+
+
+# What a caption stream emits (typed shapes of the `caption` and `captions_status` messages).
+CaptionEvent = PartialCaption | FinalCaption | CaptionStatus
 
 
 def is_junk(word: str) -> bool:
@@ -40,7 +80,7 @@ def mask_words(words: Sequence[str]) -> list[str]:
     return ["*" * len(w) if _DIGITISH.search(w) else mask_text(w) for w in words]
 
 
-def partial_event(speaker: str, text: str) -> dict[str, Any]:
+def partial_event(speaker: str, text: str) -> PartialCaption:
     """A `caption` partial event (text masked)."""
     return {"type": "caption", "speaker": speaker, "kind": "partial", "text": mask_text(text)}
 
@@ -53,7 +93,7 @@ def final_event(
     lexicon: Mapping[str, str],
     alerts: Mapping[str, Sequence[str]],
     rules: Sequence[AlertRule] = (),
-) -> dict[str, Any] | None:
+) -> FinalCaption | None:
     """A `caption` final event from a vosk Result() dict, or None when it holds no words."""
     raw = [w for w in result.get("result") or [] if isinstance(w, Mapping) and "word" in w]
     kept = [w for w in raw if not is_junk(str(w["word"]))]
@@ -65,10 +105,10 @@ def final_event(
         return None
     shown = mask_words([str(w["word"]) for w in kept])
     text = " ".join(shown)
-    words = []
+    words: list[Word] = []
     for w, masked in zip(kept, shown, strict=True):
         conf = float(w.get("conf", 1.0))
-        entry: dict[str, Any] = {"w": masked, "conf": round(conf, 3), "low": conf < LOW_CONFIDENCE}
+        entry: Word = {"w": masked, "conf": round(conf, 3), "low": conf < LOW_CONFIDENCE}
         if "start" in w and "end" in w:
             entry["start"] = round(to_stream_time(float(w["start"])), 3)
             entry["end"] = round(to_stream_time(float(w["end"])), 3)
@@ -98,7 +138,7 @@ def alerts_in(
     return found + [a for a in spot_rules(text, rules) if a["phrase"] not in seen]
 
 
-def status_event(state: str, dialect: str, reason: str = "") -> dict[str, Any]:
+def status_event(state: str, dialect: str, reason: str = "") -> CaptionStatus:
     """A `captions_status` event: state "on" or "off", with the reason when off."""
     return {"type": "captions_status", "state": state, "dialect": dialect, "reason": reason}
 

@@ -23,7 +23,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hotline.asr.events import Timeline, clean_text, final_event, partial_event, status_event
+from hotline.asr.events import (
+    CaptionEvent,
+    Timeline,
+    clean_text,
+    final_event,
+    partial_event,
+    status_event,
+)
 from hotline.asr.service import EventSink
 from hotline.asr.vad import EnergyGate, rms
 from hotline.asr.vosk_protocol import EOF, RESET, Answer, config_frame, parse_answer
@@ -420,7 +427,7 @@ class RemoteStream:
             self._state, self._reason = state, reason
             self._emit(status_event(state, self.dialect, reason))
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: CaptionEvent) -> None:
         try:
             self._on_event(event)
         except Exception:  # a listener's bug must not end the stream

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from hotline.asr.detect import Detection
+from hotline.asr.events import CaptionEvent
 from hotline.asr.registry import Registry
 
-EventSink = Callable[[dict[str, Any]], None]
+EventSink = Callable[[CaptionEvent], None]
 
 
 class CaptionFeed(Protocol):

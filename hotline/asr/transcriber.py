@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from hotline.asr.detect import Detection, detect_dialect
 from hotline.asr.events import (
+    CaptionEvent,
     Timeline,
     final_event,
     is_junk,
@@ -71,7 +72,7 @@ MAX_FAILURES = 5
 WARM_SECONDS = 0.5
 WARM_NICE = 10  # warm-ups yield the CPU to live decoding
 
-EventSink = Callable[[dict[str, Any]], None]
+EventSink = Callable[[CaptionEvent], None]
 
 
 class CaptionsUnavailable(HotlineError):
@@ -571,7 +572,7 @@ class CaptionStream:
                 self._queue.clear()
                 self._finish()
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: CaptionEvent) -> None:
         try:
             self._loop.call_soon_threadsafe(self._on_event, event)
         except RuntimeError:  # loop closed: nobody is listening any more

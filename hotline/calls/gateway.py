@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +33,22 @@ Sink = Callable[[bytes], None]
 
 
 def use_loopback_candidates() -> None:
-    """Make aioice offer 127.0.0.1 only (it never offers loopback by default)."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # type: ignore[assignment]
+    """Make aioice offer 127.0.0.1 only (it never offers loopback by default).
+
+    This replaces a function of aioice's (bounded in pyproject.toml, checked by
+    tests/test_canaries.py): if an aioice upgrade renames it, fail loudly here rather than
+    gather no loopback candidate and leave every test call unconnected.
+    """
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        raise RuntimeError(
+            "aioice.ice.get_host_addresses is gone: this aioice cannot be limited to loopback"
+        )
+    aioice.ice.get_host_addresses = _loopback_addresses  # type: ignore[assignment]
+
+
+def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """The host addresses aioice gathers candidates from, under HOTLINE_ICE_LOOPBACK."""
+    return ["127.0.0.1"]
 
 
 @dataclass
@@ -74,7 +89,9 @@ class Gateway:
             for s in (ice_servers or [])
         ]
         self._legs: dict[tuple[str, str], Leg] = {}
-        self.video_decoded = 0  # stays 0: the plan keeps video out of Python
+        # Tracks received, by kind: the plan keeps video out of Python (answer() refuses a
+        # tap offer with video), and tests check that no "video" is ever counted here.
+        self.tracks: Counter[str] = Counter()
 
     @property
     def open_legs(self) -> int:
@@ -94,6 +111,7 @@ class Gateway:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
+            self.tracks[track.kind] += 1
             if track.kind != "audio":
                 return
             leg.task = asyncio.get_running_loop().create_task(self._consume(leg, track))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -112,14 +113,21 @@ def recent_login_failures(
     """Failures in the last `window` seconds for (this account from this address, this
     address). Never for the account alone: anyone could then lock an agent out."""
     since = now() - window
-    by_user = db.query_one(
+    by_user = _count(
+        db,
         "SELECT COUNT(*) FROM login_failures WHERE at > ? AND username = ? AND address = ?",
         (since, username, address),
-    )[0]
-    by_addr = db.query_one(
-        "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)
-    )[0]
+    )
+    by_addr = _count(
+        db, "SELECT COUNT(*) FROM login_failures WHERE at > ? AND address = ?", (since, address)
+    )
     return by_user, by_addr
+
+
+def _count(db: Database, sql: str, params: tuple[Any, ...]) -> int:
+    """The single number a COUNT query returns (0 when it returns no row)."""
+    row = db.query_one(sql, params)
+    return int(row[0]) if row is not None else 0
 
 
 def update(

@@ -24,14 +24,15 @@ from hotline.db import elders as elders_db
 from hotline.db.callbacks import Booking
 from hotline.errors import Conflict, HotlineError, NotFound
 from hotline.live.hub import Conn
+from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CALLING_ELDER, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
 log = logging.getLogger(__name__)
 
-ANSWER: dict[str, tuple[type, bool, int]] = {"call_id": (str, True, 64)}
-START: dict[str, tuple[type, bool, int]] = {"booking_id": (int, True, 0)}
+ANSWER: Spec = {"call_id": (str, True, 64)}
+START: Spec = {"booking_id": (int, True, 0)}
 PAGE_RING_SECONDS = 45.0
 
 
@@ -176,10 +177,10 @@ class LiveCallbacks:
             ):
                 # The caller vanished while waiting (not "I'll leave"): offer agents a callback.
                 elder_id = call.elder.id if call.elder else None
-                task = asyncio.get_running_loop().create_task(
+                offer = asyncio.get_running_loop().create_task(
                     asyncio.to_thread(self.service.abandoned, call.call_id, elder_id)
                 )
-                task.add_done_callback(_log_failure)
+                offer.add_done_callback(_log_failure)
 
     async def _taken(self, call: LiveCall) -> None:
         """An agent took a callback: ring the elder's page, or give the agent the number."""

@@ -15,18 +15,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.asr.events import CaptionEvent
 from hotline.asr.service import CaptionFeed, CaptionService
 from hotline.asr.transcriber import CaptionsUnavailable
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
+from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
-CALLER_DIALECT: dict[str, tuple[type, bool, int]] = {"dialect": (str, True, 16)}
-TOGGLE: dict[str, tuple[type, bool, int]] = {"on": (bool, True, 0)}
+CALLER_DIALECT: Spec = {"dialect": (str, True, 16)}
+TOGGLE: Spec = {"on": (bool, True, 0)}
 DETECT_SECONDS = 4.0
 LATENCY_BOUNDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)  # seconds, for /metrics
 
@@ -206,12 +208,12 @@ class LiveCaptions:
             self._send_state(call)
 
     # ----------------------------------------------------------------- events out
-    def _on_caption(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
+    def _on_caption(self, call_id: str, speaker: str, caption: CaptionEvent) -> None:
         call = self.sb.calls.get(call_id)
         state = self.calls.get(call_id)
         if call is None or state is None:
             return
-        event = {**event, "call_id": call_id, "speaker": speaker}
+        event: dict[str, Any] = {**caption, "call_id": call_id, "speaker": speaker}
         if event["type"] == "captions_status":
             state.status[speaker] = event
         agent = self.sb.agents.get(call.agent_id or 0)

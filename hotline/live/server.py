@@ -282,14 +282,17 @@ class LiveServer:
 
     # ----------------------------------------------------------------- connection
     async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        if request is None:  # checked before anything is registered: nothing to clean up
+            await ws.close(1011, "no handshake request")
+            return
         conn = Conn(ws)
         self.conns.add(conn)
-        query = parse_qs(urlsplit(ws.request.path).query)
+        query = parse_qs(urlsplit(request.path).query)
         # The handshake is done: keep a shared stub instead of its headers (2 KB less per
         # waiting caller; websockets only checks that a request was received). The request
         # parser's frame still holds the request itself, so empty its headers in place too.
-        assert ws.request is not None
-        ws.request.headers.clear()
+        request.headers.clear()
         ws.request, ws.response = HANDSHAKE_DONE, None
         role = query.get("role", [""])[0]
         conn.role = role

@@ -1,6 +1,7 @@
 // The supervisor wallboard: live line over the websocket, the rest re-fetched every few
 // seconds; any live call can be watched read-only (captions and guidance state).
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;

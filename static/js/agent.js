@@ -1,5 +1,6 @@
 // The agent console: status, ringing, the call (video + tap), the line.
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { mountGuidancePanel } from "/static/guidance/agent-panel.js";
 import { mountCallbacksPanel } from "./callbacks-panel.js";
@@ -106,7 +107,6 @@ function clearCallView() {
   $("identity-photo").hidden = true; $("identity-still").hidden = true; $("identity-register").disabled = true;
   state.levels = null; state.fraud = false;
   guidance.reset();
-  document.dispatchEvent(new CustomEvent("hotline:cleared"));
 }
 // Warm transfer: the two agents talk on their own connection before the hand-over. The
 // first agent's tracks to the elder are paused, so the consultation gets enabled clones.
@@ -217,7 +217,6 @@ async function handle(msg) {
       if (msg.kind === "transfer") $("ring-transfer").textContent = msg.transfer.note ? fmt(S["transfer.ring_note"], { from: msg.transfer.from, note: msg.transfer.note }) : fmt(S["transfer.ring_from"], { from: msg.transfer.from });
       timers.start("wait", msg.waited_seconds || 0);
       startRingTone();
-      document.dispatchEvent(new CustomEvent("hotline:ring", { detail: msg }));
       break;
     case "ring_cancelled":
       if (state.ring && state.ring.call_id === msg.call_id) { state.ring = null; $("ring").hidden = true; stopRingTone(); clearAll(); setPhase("idle"); }
@@ -239,7 +238,6 @@ async function handle(msg) {
       state.tap = new Tap({ stream, iceServers: msg.ice_servers, sendOffer: (sdp) => live.send({ type: "tap_offer", call_id: msg.call_id, sdp }) });
       state.tap.start();
       for (const b of CALL_BUTTONS) $(b).disabled = false;
-      document.dispatchEvent(new CustomEvent("hotline:call", { detail: msg }));
       break;
     }
     case "on_hold":
@@ -292,7 +290,6 @@ async function handle(msg) {
       timers.start("wrap");
       state.call = null;
       setPhase("wrap_up");
-      document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "guide_state": guidance.update(msg.snapshot); break;
     case "caption": showCaption(msg); break;

@@ -1,5 +1,6 @@
 // The senior's call page: one big button, then waiting, talking, and the end.
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 import { getMedia, PeerCall, Tap, setTrackEnabled } from "./rtc.js";
 import { renderStep } from "/static/guidance/caller-step.js";
 import { keepWordsWhole } from "./phrasing.js";
@@ -32,6 +33,9 @@ const speech = { queue: [], playing: null, missed: [], log: [] };
 state.speech = speech;
 const LOG_MAX = 200; // what was played, refused or heard (for tests and debugging), newest kept
 function note(entry) { speech.log.push(entry); if (speech.log.length > LOG_MAX) speech.log.shift(); }
+
+// The words of each spoken prompt of the page, shown when it cannot be played.
+const promptText = Object.fromEntries(Object.entries(boot.prompts).map(([k, url]) => [url, S[`caller.say_${k}`]]));
 
 function say(url, kind = "") {
   if (!url) return Promise.resolve();
@@ -215,7 +219,6 @@ function showQueue(msg) {
   }
   state.lineState = msg.state;
   $("callback-offer").hidden = !msg.offer_callback || state.callbackBooked;
-  document.dispatchEvent(new CustomEvent("hotline:queue", { detail: msg }));
 }
 
 async function connectMedia(msg) {
@@ -358,7 +361,6 @@ async function handle(msg) {
       stopSpeech("step");
       say(boot.prompts.ended, "status");
       if (!$("rating").hidden) say(boot.prompts.rate, "rate"); // queued: after "ended", never over it
-      document.dispatchEvent(new CustomEvent("hotline:ended", { detail: msg }));
       break;
     case "server_restarting":
       for (const id of ["wait-note", "call-note"]) $(id).textContent = S["caller.restarting"];
@@ -407,8 +409,6 @@ async function handle(msg) {
       if (msg.code === "unknown_link" || (msg.code || "").startsWith("link_")) { location.reload(); }
       if (msg.for === "call") { $("call").disabled = false; $("idle-note").textContent = S["caller.error"]; }
       break;
-    default:
-      document.dispatchEvent(new CustomEvent("hotline:message", { detail: msg }));
   }
 }
 state.send = (m) => live.send(m);
@@ -481,6 +481,13 @@ $("replay-wait").addEventListener("click", () => { state.placeSaidAt = Date.now(
 $("hear-again").addEventListener("click", hearAgain);
 $("continue-here").addEventListener("click", () => { show("idle"); live.resume(); });
 $("prompt").addEventListener("ended", () => finish(speech.playing, "ended"));
+// A prompt the server could not render (a typed 503) or the browser cannot play: show its
+// words (place announcements need none: the place and wait are on screen already). Read the
+// element's own source before the listener below moves on to the next prompt.
+$("prompt").addEventListener("error", (e) => {
+  const words = promptText[new URL(e.target.src, location.href).pathname];
+  if (words) $("said").textContent = words;
+});
 // A prompt that failed to load is not dropped either: the big button tries it again.
 $("prompt").addEventListener("error", () => { const item = speech.playing; finish(item, "error"); if (item) miss(item); });
 document.addEventListener("visibilitychange", () => {

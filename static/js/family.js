@@ -1,11 +1,11 @@
 // The family booking pages: refresh free hours when the language changes, count the note,
 // show how many times are chosen, stop double submits, copy the manage link, print the card.
+import { fmt } from "./dom.js";
 import { keepWordsWhole } from "./phrasing.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const S = boot.strings;
 const $ = (id) => document.getElementById(id);
-const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);

@@ -1,6 +1,7 @@
 // A family member joins a call: one connection to the elder and one to the agent (a mesh of
 // three; this page offers on both), signalled through the hotline's websocket.
-import { Live, wsBase, fmt } from "./live.js";
+import { Live, wsBase } from "./live.js";
+import { fmt } from "./dom.js";
 import { getMedia, PeerCall } from "./rtc.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);

@@ -47,7 +47,3 @@ export class Live {
   stop() { this.stopped = true; if (this.ws) this.ws.close(); }
   resume() { if (!this.stopped) return; this.stopped = false; this.attempt = 0; this.connect(); }
 }
-
-export function fmt(text, values) {
-  return String(text).replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-}
