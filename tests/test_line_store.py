@@ -190,7 +190,6 @@ def test_racing_reservations_are_exactly_once_and_in_line_order(
         agent(base, a)
     barrier = threading.Barrier(workers)
     got: list[tuple[str, int]] = []
-    winners: list[tuple[int, int]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -208,7 +207,6 @@ def test_racing_reservations_are_exactly_once_and_in_line_order(
                 if e is not None:
                     with lock:
                         got.append((e.call_id, a))
-                        winners.append((n, a))
             # And everyone tries the same targeted ring at once: one wins.
             try:
                 mine.reserve(f"c{callers - 1:03d}", agents + 1, RING)
@@ -237,8 +235,6 @@ def test_racing_reservations_are_exactly_once_and_in_line_order(
     assert set(calls) == head | {f"c{callers - 1:03d}"}
     stored = {e.call_id: e.agent_id for e in base.waiting() if e.state == "reserved"}
     assert stored == dict(got)
-    if engine == "postgresql":  # (SQLite's one writer may well let one thread win them all)
-        assert len({n for n, _ in winners}) > 1  # the race really ran on several nodes
     setup.close()
 
 
