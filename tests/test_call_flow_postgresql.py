@@ -17,6 +17,9 @@ from tests.test_call_ws import (  # noqa: F401  (re-collected on PostgreSQL)
     test_tap_ring_accept_hangup,
     test_waiting_caller_rejoins_same_call_same_place,
 )
+from tests.test_hold_ws import (  # noqa: F401  (its timeline order failed here: event times)
+    test_hold_remind_resume_and_recorded,
+)
 from tests.test_restart import (  # noqa: F401
     test_waiting_callers_keep_their_place_across_a_restart,
 )

@@ -333,7 +333,7 @@ class Switchboard:
             call.gone_timer.cancel()
             call.gone_timer = None
         conn.subject = call.call_id
-        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {})
+        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {}, at=self.clock())
         return call
 
     def resume(self, call: LiveCall) -> None:
@@ -407,7 +407,7 @@ class Switchboard:
                     "rejoin_seconds": self.cfg.rejoin_seconds,
                 },
             )
-            self._store_later(calls_db.event, call.call_id, "caller_dropped", {})
+            self._store_later(calls_db.event, call.call_id, "caller_dropped", {}, at=self.clock())
             await self.gateway.close_leg(call.call_id, "caller")
         elif call.state == RINGING:
             self._cancel_ring(call, declined=False)
@@ -445,7 +445,7 @@ class Switchboard:
         if call is None or call.caller is not conn or call.state not in (WAITING, RINGING):
             raise Conflict("only a waiting caller can ask for a callback", code="not_waiting")
         call.callback_requested = True
-        self._store_later(calls_db.event, call.call_id, "callback_requested", {})
+        self._store_later(calls_db.event, call.call_id, "callback_requested", {}, at=self.clock())
         self._notify("callback_requested", call)
         return call
 
@@ -556,7 +556,9 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             return
-        self._store_later(calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id})
+        self._store_later(
+            calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id}, at=self.clock()
+        )
         # Not a decline: the silent agent is set away, and rung again once back.
         self._cancel_ring(call, declined=False)
         presence = self.agents.get(agent_id)
@@ -589,7 +591,9 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             raise Conflict("this call is not ringing you", code="not_ringing")
-        self._store_later(calls_db.event, call_id, "declined", {"agent_id": agent_id})
+        self._store_later(
+            calls_db.event, call_id, "declined", {"agent_id": agent_id}, at=self.clock()
+        )
         self._cancel_ring(call, declined=True)
         self._route()
 
@@ -1063,7 +1067,7 @@ class Switchboard:
         """Move a live call between CONNECTED, ON_HOLD and TRANSFERRING: on its timeline, and
         told to listeners (captions and guidance carry on; they only watch)."""
         call.state = state
-        self._store_later(calls_db.event, call.call_id, event, detail)
+        self._store_later(calls_db.event, call.call_id, event, detail, at=self.clock())
         self._notify(event, call, detail)
 
     def notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
