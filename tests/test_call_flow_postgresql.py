@@ -18,6 +18,7 @@ from tests.test_call_ws import (  # noqa: F401  (re-collected on PostgreSQL)
     test_waiting_caller_rejoins_same_call_same_place,
 )
 from tests.test_hold_ws import (  # noqa: F401  (its timeline order failed here: event times)
+    hold_server,
     test_hold_remind_resume_and_recorded,
 )
 from tests.test_restart import (  # noqa: F401
