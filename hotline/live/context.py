@@ -66,9 +66,9 @@ class LiveContext:
         try:
             elder_id = call.elder.id if call.elder else None
             if elder_id is not None:
-                await asyncio.to_thread(
+                # On the live side's single writer, in order with the call's other writes.
+                await self.sb.store(
                     audit.record,
-                    self.sb.db,
                     f"agent:{agent_id}",
                     "history_read",
                     f"elder:{elder_id}",
@@ -97,9 +97,8 @@ class LiveContext:
         elder_id = latest[1]
         calls: list[dict[str, Any]] = []
         if elder_id is not None:
-            await asyncio.to_thread(
+            await self.sb.store(
                 audit.record,
-                self.sb.db,
                 f"agent:{agent_id}",
                 "history_read",
                 f"elder:{elder_id}",

@@ -42,7 +42,7 @@ class Monitoring:
         if call is None:
             raise NotFound("no such live call", code="no_call")
         # Audited before anything of the call is shown.
-        await self.sb._store(
+        await self.sb.store(
             audit.record, f"agent:{ctx.agent_id}", "monitor_call", f"call:{call.call_id}"
         )
         if call.call_id not in self.sb.calls:

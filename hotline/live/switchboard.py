@@ -1078,6 +1078,10 @@ class Switchboard:
         """Send to an agent's console if it is connected."""
         self._send_agent(agent_id, message)
 
+    async def store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a write on the single writer (after the call's queued writes) and wait for it."""
+        return await self._store(fn, *args, **kwargs)
+
     def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a write on the single writer (in order with the call's other writes)."""
         self._store_later(fn, *args, **kwargs)

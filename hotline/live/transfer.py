@@ -438,9 +438,8 @@ class LiveTransfer:
 
     async def _captions_so_far(self, ctx: Context, call: LiveCall) -> None:
         """The call's final captions up to now, for the agent who takes it over (audited)."""
-        await asyncio.to_thread(
+        await self.sb.store(
             audit.record,
-            self.sb.db,
             f"agent:{ctx.agent_id}",
             "transcript_read",
             f"call:{call.call_id}",
