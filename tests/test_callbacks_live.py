@@ -124,8 +124,13 @@ def test_due_callback_rings_the_elders_open_page(srv: ServerThread) -> None:
         await agent.expect("ended", reason="completed")
 
     srv.call(scenario(), timeout=40)
-    booking = callbacks_db.get(srv.db, booking_id)
-    assert booking.claimed_by == agent_row.id and booking.status == "done", booking.status
+    # "ended" is sent once the call is stored; the booking is closed by the listener after it.
+    booking = wait_until(
+        lambda: (b := callbacks_db.get(srv.db, booking_id)).status == "done" and b,
+        10,
+        "the booking to be done",
+    )
+    assert booking.claimed_by == agent_row.id
 
 
 def test_caller_who_vanishes_while_waiting_gets_a_callback_offer(srv: ServerThread) -> None:
