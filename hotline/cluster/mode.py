@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hotline.cluster.bus import RedisBus
+from hotline.cluster.bus import make_bus
 from hotline.cluster.holder import LineLock
 from hotline.cluster.relay import Back, Front, Outbox
 from hotline.config import Config
@@ -26,7 +26,7 @@ class ClusterMode:
 
     def __init__(self, cfg: Config, services: Any, switchboard: Any, live: Any) -> None:
         self.node = cfg.node_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.bus = RedisBus(cfg.redis_url, self.node)
+        self.bus = make_bus(cfg.redis_url, self.node, cfg.database_url)
         self.lock = LineLock(cfg.database_url)
         self.back = Back(live, self.node, Outbox(self.bus))
         self.front = Front(self.node, self.bus, self.back)

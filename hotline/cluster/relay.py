@@ -251,6 +251,7 @@ class Front:
         self._rpc_ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._missing: dict[str, float] = {}  # node -> since when it has not beaten
         self.is_holder: Callable[[], bool] = lambda: False
         bus.subscribe(node_channel(node), self._on_message)
         bus.subscribe(CLUSTER, self._on_cluster)
@@ -372,17 +373,28 @@ class Front:
             holder = self.is_holder()
             await self.bus.heartbeat(HEARTBEAT_TTL, {"holder": holder})
             live = await self.bus.live_nodes() if self.bus.connected else {}
-            if live:
+            if not live:
+                self._missing.clear()  # nothing known (Redis away): nobody is declared gone
+            else:
                 if holder:
-                    for node in {s.node for s in self.back.sessions.values()} - set(live):
-                        if node != self.node:
-                            n = self.back.close_node(node)
-                            log.warning("relay: node %s stopped beating; %d sockets gone", node, n)
+                    self._end_silent_nodes(set(live))
                 else:
                     held = [n for n, info in live.items() if info.get("holder")]
                     if held and held[0] != self.holder:
                         self.holder_is(held[0])
             await asyncio.sleep(HEARTBEAT_EVERY)
+
+    def _end_silent_nodes(self, live: set[str]) -> None:
+        """End the sessions of nodes missing from the beats for a whole TTL (one missing
+        once may just not have beaten yet, e.g. right after Redis restarted empty)."""
+        now = asyncio.get_running_loop().time()
+        for node in {s.node for s in self.back.sessions.values()} - {self.node}:
+            if node in live:
+                self._missing.pop(node, None)
+            elif now - self._missing.setdefault(node, now) >= HEARTBEAT_TTL:
+                del self._missing[node]
+                n = self.back.close_node(node)
+                log.warning("relay: node %s stopped beating; its %d sockets are gone", node, n)
 
     # ----------------------------------------------------------------- asking the holder
     async def ask(self, name: str, *args: Any) -> Any:
