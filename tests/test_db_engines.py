@@ -19,7 +19,6 @@ from hotline.db import (
     elders,
     guidance,
     history,
-    line,
     photos,
     reports,
     sessions,
@@ -50,10 +49,6 @@ COVERED = {
     "call_flow": "add_hold transferred transfer_abandoned consult_started",
     "history": "past_calls calls_since fraud_flags open_callbacks",
     "photos": "add latest older_than delete",
-    # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
-    "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
-    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node try_job_lock"
-    " away_unless_on",
 }
 
 
@@ -311,9 +306,8 @@ def test_an_existing_sqlite_site_migrates_in_place(tmp_path, monkeypatch) -> Non
     monkeypatch.undo()
     site = Database(path)  # the same file, this version
     assert site.migrate() == [name for name, _ in every[5:]]
-    assert "0009_cluster_line.sql" in [name for name, _ in every[5:]]
+    assert "0010_drop_cluster_line.sql" in [name for name, _ in every[5:]]
     assert elders.get(site, elder.id) == elder
-    assert line.positions(site) == {}  # the new tables are there, empty
     site.close()
 
 
