@@ -130,7 +130,7 @@ def test_copy_moves_every_table_verified_and_refuses_a_second_time(
     # A second copy into the now non-empty target is refused and changes nothing.
     assert cli.main(["db", "copy", "--to", pg_url]) == 1
     assert "not empty" in capsys.readouterr().err
-    assert present(target.query_one("SELECT COUNT(*) FROM calls"))[0] == 30
+    assert present(target.query_one("SELECT COUNT(*) FROM calls"))[0] == 32
 
 
 def test_db_migrate_on_postgresql_then_nothing_to_do(
