@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 
 from hotline.db.postgres import SINGLE_NODE_LOCK
@@ -106,6 +107,12 @@ class LineLock:
 
 
 def _fence() -> None:
-    """Another node may hold the line now: two switchboards must never run, so stop here."""
+    """Another node may hold the line now: two switchboards must never run, so stop here.
+
+    `hotline serve` starts itself afresh (same process id, same settings): it comes back as a
+    front and waits for the lock like any other node. Anything else exits (status 3)."""
     logging.shutdown()
+    if sys.argv[1:2] == ["serve"]:
+        with contextlib.suppress(OSError):
+            os.execv(sys.executable, [sys.executable, "-m", "hotline", *sys.argv[1:]])
     os._exit(FENCED_EXIT)
