@@ -43,6 +43,7 @@ class LineLock:
         self.check_every = check_every
         self.on_lost = on_lost or _fence
         self.held = False
+        self.epoch = 0
         self._conn: object | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -74,8 +75,13 @@ class LineLock:
                 with contextlib.suppress(Exception):
                     await conn.close()
                 continue
+            # A number that only grows, cluster-wide: which holder is the newer one, when a
+            # dead holder's last heartbeat has not expired yet.
+            cur = await conn.execute("SELECT txid_current()")
+            row = await cur.fetchone()
+            self.epoch = int(row[0]) if row else 0
             self._conn, self.held = conn, True
-            log.info("line lock: this node now holds the line")
+            log.info("line lock: this node now holds the line (epoch %d)", self.epoch)
             await became_holder()
             await self._watch(conn)
             return

@@ -247,12 +247,12 @@ class Front:
         self.bus = bus
         self.back = back
         self.holder: str | None = None
+        self.epoch = 0  # the holder's epoch (holder.py): a newer holder always wins
         self.sockets: dict[str, _Socket] = {}
         self._rpc_ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._missing: dict[str, float] = {}  # node -> since when it has not beaten
-        self.is_holder: Callable[[], bool] = lambda: False
         bus.subscribe(node_channel(node), self._on_message)
         bus.subscribe(CLUSTER, self._on_cluster)
 
@@ -342,16 +342,20 @@ class Front:
                 socket.query["resume_session"] = str(item[3] or "")
 
     # ----------------------------------------------------------------- holder changes
+    def is_holder(self) -> bool:
+        """Whether this node serves the line (from the end of its restore, not the lock)."""
+        return self.holder == self.node
+
     async def _on_cluster(self, message: dict[str, Any]) -> None:
         if message.get("op") == "holder":
-            self.holder_is(str(message["node"]))
+            self.holder_is(str(message["node"]), int(message.get("epoch", 0)))
 
-    def holder_is(self, node: str) -> None:
+    def holder_is(self, node: str, epoch: int) -> None:
         """The line is held by `node` now: open every socket's session there again."""
-        if node == self.holder:
-            return
+        if node == self.holder or epoch < self.epoch:
+            return  # the same holder, or an older one whose last heartbeat is still live
         log.info("relay: the line is held by %s; reopening %d sockets", node, len(self.sockets))
-        self.holder = node
+        self.holder, self.epoch = node, epoch
         loop = asyncio.get_running_loop()
         for sid, socket in list(self.sockets.items()):
             query = dict(socket.query)
@@ -360,18 +364,21 @@ class Front:
             message = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
             loop.create_task(self._to_holder(message))
 
-    async def became_holder(self) -> None:
+    async def became_holder(self, epoch: int) -> None:
         """This node won the line's lock (its switchboard is already restored)."""
-        self.holder_is(self.node)
-        await self.bus.heartbeat(HEARTBEAT_TTL, {"holder": True})
-        await self.bus.publish(CLUSTER, {"op": "holder", "node": self.node})
+        self.holder_is(self.node, epoch)
+        await self.bus.heartbeat(HEARTBEAT_TTL, self._beat_info())
+        await self.bus.publish(CLUSTER, {"op": "holder", "node": self.node, "epoch": epoch})
+
+    def _beat_info(self) -> dict[str, Any]:
+        return {"holder": True, "epoch": self.epoch} if self.is_holder() else {}
 
     async def _beat(self) -> None:
         """Beat; learn the holder from the others' beats (a missed announcement); and, on
         the holder, end the sessions of nodes that stopped beating."""
         while True:
             holder = self.is_holder()
-            await self.bus.heartbeat(HEARTBEAT_TTL, {"holder": holder})
+            await self.bus.heartbeat(HEARTBEAT_TTL, self._beat_info())
             live = await self.bus.live_nodes() if self.bus.connected else {}
             if not live:
                 self._missing.clear()  # nothing known (Redis away): nobody is declared gone
@@ -379,9 +386,12 @@ class Front:
                 if holder:
                     self._end_silent_nodes(set(live))
                 else:
-                    held = [n for n, info in live.items() if info.get("holder")]
-                    if held and held[0] != self.holder:
-                        self.holder_is(held[0])
+                    held = [
+                        (info.get("epoch", 0), n) for n, info in live.items() if info.get("holder")
+                    ]
+                    if held:
+                        epoch, node = max(held)
+                        self.holder_is(node, int(epoch))
             await asyncio.sleep(HEARTBEAT_EVERY)
 
     def _end_silent_nodes(self, live: set[str]) -> None:
