@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import InvalidStatus
 
 from hotline.db import calls as calls_db
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, family_booking
 from tests.test_call_ws import (
     OFFER,
     add_agent,
@@ -129,32 +129,14 @@ def test_unknown_role_is_still_refused(server: ServerThread) -> None:
 
 def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> None:
     import re
-    import time
 
-    from hotline.callbacks.service import CallbackService
-    from hotline.db import callbacks as callbacks_db
     from hotline.db import elders as elders_db
     from hotline.web import create_app
 
     agent_id = add_agent(server)
     link = add_link(server)
     elder_id = elders_db.get_link(server.db, link).elder_id
-    now = time.time()
-    booking_id = callbacks_db.insert(
-        server.db,
-        {
-            "code": callbacks_db.new_code(server.db),
-            "kind": "family",
-            "status": "booked",
-            "elder_id": elder_id,
-            "dialect": "cmn",
-            "due_at": now + 86400,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    svc = CallbackService(server.db, server.cfg, signer=server.services.signer)
-    token = svc.manage_token(callbacks_db.get(server.db, booking_id))
+    _, token = family_booking(server, elder_id)
     web = create_app(server.services).test_client()
 
     def press_join() -> Any:
