@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.asr.events import CaptionEvent
+from hotline.asr.events import CaptionEvent, CaptionStatus
 from hotline.asr.service import CaptionFeed, CaptionService
 from hotline.asr.transcriber import CaptionsUnavailable
 from hotline.db import calls as calls_db
@@ -109,29 +109,11 @@ class LiveCaptions:
                 call_id=call.call_id,
             )
         except CaptionsUnavailable as exc:
-            self._on_caption(
-                call.call_id,
-                speaker,
-                {
-                    "type": "captions_status",
-                    "state": "off",
-                    "dialect": dialect,
-                    "reason": exc.reason,
-                },
-            )
+            self._captions_off(call.call_id, speaker, dialect, exc.reason)
             return
         if stream.sample_rate != 16000:
             stream.close()
-            self._on_caption(
-                call.call_id,
-                speaker,
-                {
-                    "type": "captions_status",
-                    "state": "off",
-                    "dialect": dialect,
-                    "reason": "unsupported_rate",
-                },
-            )
+            self._captions_off(call.call_id, speaker, dialect, "unsupported_rate")
             return
         state.streams[speaker] = stream
         key = (call.call_id, speaker)
@@ -150,6 +132,10 @@ class LiveCaptions:
             if len(candidates) >= 2:
                 sink = self._detecting_sink(call, candidates, timed_feed)
         self.sb.gateway.set_sink(call.call_id, speaker, sink)
+
+    def _captions_off(self, call_id: str, speaker: str, dialect: str, reason: str) -> None:
+        off = CaptionStatus(type="captions_status", state="off", dialect=dialect, reason=reason)
+        self._on_caption(call_id, speaker, off)
 
     # ----------------------------------------------------------------- dialect detection
     def detection_candidates(self, preferred: str) -> list[str]:
