@@ -66,14 +66,7 @@ class LiveContext:
         try:
             elder_id = call.elder.id if call.elder else None
             if elder_id is not None:
-                # On the live side's single writer, in order with the call's other writes.
-                await self.sb.store(
-                    audit.record,
-                    f"agent:{agent_id}",
-                    "history_read",
-                    f"elder:{elder_id}",
-                    f"call:{call.call_id} card",
-                )
+                await self._audit_read(agent_id, elder_id, call.call_id, "card")
             card = await asyncio.to_thread(
                 read_card, self.sb.db, call.elder, call.call_id, time.time()
             )
@@ -84,6 +77,16 @@ class LiveContext:
                 )
         except Exception:
             log.exception("call %s: context card failed", call.call_id)
+
+    async def _audit_read(self, agent_id: int, elder_id: int, call_id: str, what: str) -> None:
+        # On the live side's single writer, in order with the call's other writes.
+        await self.sb.store(
+            audit.record,
+            f"agent:{agent_id}",
+            "history_read",
+            f"elder:{elder_id}",
+            f"call:{call_id} {what}",
+        )
 
     async def _history(self, ctx: Context, msg: dict[str, Any]) -> None:
         """The full history of the elder of the agent's current (or just ended) call."""
@@ -97,13 +100,7 @@ class LiveContext:
         elder_id = latest[1]
         calls: list[dict[str, Any]] = []
         if elder_id is not None:
-            await self.sb.store(
-                audit.record,
-                f"agent:{agent_id}",
-                "history_read",
-                f"elder:{elder_id}",
-                f"call:{msg['call_id']} full",
-            )
+            await self._audit_read(agent_id, elder_id, msg["call_id"], "full")
             rows = await asyncio.to_thread(
                 history_db.past_calls,
                 self.sb.db,
