@@ -70,7 +70,7 @@ class LiveIdentity:
             seconds, self._expire, call.call_id, challenge
         )
         self.challenges[call.call_id] = challenge
-        self.sb.store_later(_event, call.call_id, "identity_challenge", {})
+        self.sb.store_later(calls_db.event, call.call_id, "identity_challenge", {})
         say = self.prompts.url(call.lang, call.dialect, SAY) if self.prompts else ""
         call.caller.send(
             {
@@ -119,7 +119,7 @@ class LiveIdentity:
             challenge.passed = True
             if challenge.timer is not None:
                 challenge.timer.cancel()
-            self.sb.store_later(_event, call.call_id, "identity_spoken", {"passed": True})
+            self.sb.store_later(calls_db.event, call.call_id, "identity_spoken", {"passed": True})
             self._finish_on_caller(call)
         if call.agent_id is not None:
             self.sb.send_agent(
@@ -152,9 +152,5 @@ class LiveIdentity:
         if outcome != "verified" and not reason:
             raise BadMessage("say why", code="missing_field")
         detail = {"outcome": outcome, "reason": reason, "agent_id": ctx.agent_id}
-        self.sb.store_later(_event, call.call_id, "identity", detail)
+        self.sb.store_later(calls_db.event, call.call_id, "identity", detail)
         ctx.conn.send({"type": "identity_recorded", "call_id": call.call_id, **detail})
-
-
-def _event(db: Any, call_id: str, kind: str, detail: dict[str, Any]) -> None:
-    calls_db.event(db, call_id, kind, detail)
