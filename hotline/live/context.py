@@ -16,13 +16,12 @@ from hotline import history
 from hotline.db import Database, audit
 from hotline.db import history as history_db
 from hotline.errors import Forbidden
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 FULL_HISTORY = 200  # calls in a full history (an elder calling daily for half a year)
 
 

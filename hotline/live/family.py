@@ -18,14 +18,13 @@ from hotline.config import Config
 from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFound
 from hotline.live.hub import Conn
-from hotline.live.messages import Spec, check_signal_data
+from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import LIVE, LiveCall, Switchboard
 from hotline.tokens import digest, new_secret
 
 log = logging.getLogger(__name__)
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 FAMILY_SIGNAL: Spec = {
     "to": (str, False, 8),
     "data": (dict, True, 0),

@@ -20,12 +20,11 @@ from hotline.config import Config
 from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict
 from hotline.i18n import t
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID, Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 RESULT: Spec = {
     "call_id": (str, True, 64),
     "outcome": (str, True, 16),
