@@ -185,7 +185,7 @@ class LiveCaptions:
         agent = self.sb.agents.get(call.agent_id or 0)
         if agent is not None:
             agent.conn.send(guess)
-        self.sb._store_later(calls_db.event, call_id, "dialect_guess", guess)
+        self.sb.store_later(calls_db.event, call_id, "dialect_guess", guess)
         if detection.best and detection.best != state.caller_dialect:
             state.caller_dialect = detection.best
             stream = state.streams.get("caller")
@@ -214,7 +214,7 @@ class LiveCaptions:
         if event["type"] == "caption" and event.get("kind") == "final":
             self._observe_latency(call_id, speaker, event)
             dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
-            self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
+            self.sb.store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
             # Other domains read finals too (the identity check listens for spoken digits).
@@ -243,10 +243,10 @@ class LiveCaptions:
 
     def _alerts(self, call: LiveCall, state: CallCaptions, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
-            self.sb._store_later(calls_db.event, call.call_id, "alert", alert)
+            self.sb.store_later(calls_db.event, call.call_id, "alert", alert)
             if alert.get("category") == "fraud" and not state.fraud:
                 state.fraud = True
-                self.sb._store_later(calls_db.flag_fraud, call.call_id)
+                self.sb.store_later(calls_db.flag_fraud, call.call_id)
         if alerts:
             log.info("call %s: %d alert(s) heard", call.call_id, len(alerts))
 
@@ -288,7 +288,7 @@ class LiveCaptions:
             stream.switch(dialect)
         elif self.sb.gateway.leg(call.call_id, "caller") is not None:
             self._open(call, "caller")
-        self.sb._store_later(calls_db.event, call.call_id, "caption_dialect", {"dialect": dialect})
+        self.sb.store_later(calls_db.event, call.call_id, "caption_dialect", {"dialect": dialect})
         self._send_state(call)
 
     def _agent_toggle(self, ctx: Context, msg: dict[str, Any]) -> None:

@@ -58,7 +58,7 @@ class Monitoring:
                 "agent_id": call.agent_id,
             }
         )
-        self.sb._notify("monitored", call)
+        self.sb.notify("monitored", call)
 
     def _unmonitor(self, ctx: Context, msg: dict[str, Any]) -> None:
         call_id = self.watching.pop(ctx.conn, None)
