@@ -25,7 +25,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from hotline.cluster.bus import Bus
-from hotline.live.hub import Conn
+from hotline.live.hub import Conn, json_text
 from hotline.live.messages import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ class BusConn(Conn):
 
     def send(self, message: dict[str, Any]) -> None:
         if not self.closed:
-            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-            self._outbox.push(self.node, ["t", self.sid, text])
+            self._outbox.push(self.node, ["t", self.sid, json_text(message)])
 
     def send_json(self, text: str) -> None:
         if not self.closed:

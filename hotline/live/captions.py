@@ -185,7 +185,7 @@ class LiveCaptions:
         agent = self.sb.agents.get(call.agent_id or 0)
         if agent is not None:
             agent.conn.send(guess)
-        self.sb.store_later(calls_db.event, call_id, "dialect_guess", guess)
+        self.sb.record_event(call_id, "dialect_guess", guess)
         if detection.best and detection.best != state.caller_dialect:
             state.caller_dialect = detection.best
             stream = state.streams.get("caller")
@@ -243,7 +243,7 @@ class LiveCaptions:
 
     def _alerts(self, call: LiveCall, state: CallCaptions, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
-            self.sb.store_later(calls_db.event, call.call_id, "alert", alert)
+            self.sb.record_event(call.call_id, "alert", alert)
             if alert.get("category") == "fraud" and not state.fraud:
                 state.fraud = True
                 self.sb.store_later(calls_db.flag_fraud, call.call_id)
@@ -288,7 +288,7 @@ class LiveCaptions:
             stream.switch(dialect)
         elif self.sb.gateway.leg(call.call_id, "caller") is not None:
             self._open(call, "caller")
-        self.sb.store_later(calls_db.event, call.call_id, "caption_dialect", {"dialect": dialect})
+        self.sb.record_event(call.call_id, "caption_dialect", {"dialect": dialect})
         self._send_state(call)
 
     def _agent_toggle(self, ctx: Context, msg: dict[str, Any]) -> None:

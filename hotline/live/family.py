@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.config import Config
-from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFound
 from hotline.live.hub import Conn
 from hotline.live.messages import CALL_ID, Spec, check_signal_data
@@ -99,7 +98,7 @@ class LiveFamily:
         token = new_secret()
         self.joins[digest(token)] = Join(call.call_id, time.time())
         self.by_call[call.call_id] = digest(token)
-        self.sb.store_later(calls_db.event, call.call_id, "family_link", {"by": by})
+        self.sb.record_event(call.call_id, "family_link", {"by": by})
         return f"{self.cfg.public_base_url.rstrip('/')}/j/{token}"
 
     # ----------------------------------------------------------------- the family page
@@ -128,7 +127,7 @@ class LiveFamily:
         )
         for party in PARTIES:
             self._send(call, party, {"type": "family_joined", "call_id": call.call_id})
-        self.sb.store_later(calls_db.event, call.call_id, "family_joined", {})
+        self.sb.record_event(call.call_id, "family_joined", {})
         return True
 
     def _usable(self, token: str) -> tuple[Join, LiveCall]:
@@ -153,7 +152,7 @@ class LiveFamily:
         if call is not None:
             for party in PARTIES:
                 self._send(call, party, {"type": "family_left", "call_id": call.call_id})
-            self.sb.store_later(calls_db.event, call.call_id, "family_left", {})
+            self.sb.record_event(call.call_id, "family_left", {})
 
     def _leave(self, ctx: Context, msg: dict[str, Any]) -> None:
         ctx.conn.close(code=1000, reason="left")

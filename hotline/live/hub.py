@@ -40,7 +40,7 @@ def text_frame(data: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + data
 
 
-def _json_text(message: dict[str, Any]) -> str:
+def json_text(message: dict[str, Any]) -> str:
     """The message as compact JSON that encodes to UTF-8 (lone surrogates escaped, not fatal)."""
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
     try:
@@ -180,7 +180,7 @@ class Hub:
         as text, which sockets here and relayed ones (cluster/relay.py's BusConn) both take."""
         conns = self._topics.get(topic, ())
         if conns:
-            text = _json_text(message)
+            text = json_text(message)
             for conn in list(conns):
                 conn.send_json(text)
         return len(conns)

@@ -1126,6 +1126,11 @@ class Switchboard:
         """Run a write on the single writer (after the call's queued writes) and wait for it."""
         return await self._store(fn, *args, **kwargs)
 
+    def record_event(self, call_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """Queue an event on the call's timeline, stamped now (not when the writer gets to it,
+        which would put it after an explicitly timed event queued later)."""
+        self._store_later(calls_db.event, call_id, kind, detail, at=self.clock())
+
     def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a write on the single writer (in order with the call's other writes)."""
         self._store_later(fn, *args, **kwargs)
