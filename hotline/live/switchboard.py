@@ -159,7 +159,10 @@ class Switchboard:
         self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
         await self._load_shifts()
         now = self.clock()
-        for row in await self._store(calls_db.open_calls):
+        rows = await self._store(calls_db.open_calls)
+        elder_ids = {r["elder_id"] for r in rows if r["elder_id"] is not None}
+        elders = await self._store(elders_db.get_many, elder_ids)
+        for row in rows:
             answered = row["answered_at"] is not None
             keep = not answered or (keep_answered and row["agent_id"] is not None)
             if not keep or not row["rejoin_hash"]:
@@ -167,9 +170,7 @@ class Switchboard:
                     calls_db.ended, row["id"], outcome="interrupted", ended_by="server", at=now
                 )
                 continue
-            elder = None
-            if row["elder_id"] is not None:
-                elder = await self._store(elders_db.get, row["elder_id"])
+            elder = elders.get(row["elder_id"]) if row["elder_id"] is not None else None
             call = LiveCall(
                 call_id=row["id"],
                 dialect=row["dialect"],
@@ -179,8 +180,7 @@ class Switchboard:
                 elder=elder,
                 priority=row["priority"],
             )
-            events = await self._store(calls_db.events, call.call_id)
-            call.callback_requested = any(e["kind"] == "callback_requested" for e in events)
+            call.callback_requested = row["callback_requested"]
             self.calls[call.call_id] = call
             self._by_rejoin[call.rejoin_hash] = call.call_id
             if answered:  # both parties come back to a held call
