@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
     from hotline.server import run
 
     guard = None
-    if cfg.database_url:  # one node per database until the switchboard is cluster-aware
+    if cfg.database_url and not cfg.redis_url:  # without a bus, one node per database
         from hotline.db.postgres import NodeAlreadyServing, single_node_lock
 
         try:

@@ -42,6 +42,9 @@ class Config:
     redis_url: str = setting(
         "", "redis://… bus between the nodes of a cluster; empty: one node, in-process bus."
     )
+    node_id: str = setting(
+        "", "This node's name in a cluster (logs, the bus); default <hostname>-<pid>."
+    )
     secret_key: str = setting("", "Signing key; default a random key kept in <data_dir>.")
     ice_servers: list[dict[str, Any]] = setting(
         [], 'JSON list of STUN/TURN servers for browsers, e.g. [{"urls":"stun:host:3478"}].'

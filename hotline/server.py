@@ -25,6 +25,7 @@ from hotline.asr.transcriber import CaptionEngine
 from hotline.asr.warmup import warm_up_speech
 from hotline.callbacks.service import CallbackService
 from hotline.calls.gateway import Gateway, use_loopback_candidates
+from hotline.cluster.mode import ClusterMode
 from hotline.config import Config
 from hotline.db import transcripts as transcripts_db
 from hotline.guidance.live import LiveGuidance
@@ -57,14 +58,21 @@ class Running:
     ws_port: int
     _http: Any
     _http_thread: threading.Thread
-    _ticker: asyncio.Task[None]
+    _ticker: asyncio.Task[None] | None
+    cluster: ClusterMode | None = None
 
     async def stop(self) -> None:
         """Stop serving: tell everyone, end calls, close listeners (idempotent)."""
-        self._ticker.cancel()
-        await self.switchboard.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self.cluster is None:
+            await self.switchboard.close()
+        else:  # calls stay open in the store: the next holder of the line restores them
+            self.switchboard.closing = True
         await self.live.close()
         self.switchboard.shutdown()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.gateway.close()
         await asyncio.to_thread(self.captions.engine.close)
         self._http.close()
@@ -89,7 +97,9 @@ async def start(cfg: Config) -> Running:
     gateway = Gateway()
     switchboard = Switchboard(cfg, services.db, services.hub, gateway, prompts=services.prompts)
     switchboard.ice_servers = lambda: _ice_for_browsers(cfg)
-    await switchboard.start()
+    clustered = bool(cfg.database_url and cfg.redis_url)
+    if not clustered:  # in a cluster, the node that takes the line's lock restores it
+        await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
     LiveGuidance(switchboard, services.guidance, services.prompts).attach(live)
     engine = _caption_service(cfg, services.registry)
@@ -109,7 +119,8 @@ async def start(cfg: Config) -> Running:
         services.prompts,
     )
     callbacks.attach(live)
-    await callbacks.requeue_fired()
+    if not clustered:
+        await callbacks.requeue_fired()
 
     def snapshot() -> dict[str, Any]:
         snap = switchboard.snapshot()
@@ -125,10 +136,28 @@ async def start(cfg: Config) -> Running:
     services._kick = switchboard.kick
     services._family_join = family.link_for_elder
     services._close_sockets = live.close_account
-    if cfg.caption_warm and isinstance(engine, CaptionEngine):
-        threading.Thread(
-            target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True
-        ).start()
+
+    def warm() -> None:
+        if cfg.caption_warm and isinstance(engine, CaptionEngine):
+            threading.Thread(
+                target=_warm_captions, args=(services, engine, cfg.caption_warm), daemon=True
+            ).start()
+
+    cluster = None
+    if clustered:
+        cluster = ClusterMode(cfg, services, switchboard, live)
+
+        async def became_holder() -> None:
+            await switchboard.start(keep_answered=True)
+            await callbacks.requeue_fired()
+            warm()
+            running._ticker = asyncio.get_running_loop().create_task(
+                _tick(switchboard, services, callbacks)
+            )
+
+        await cluster.start()
+    else:
+        warm()
     ws_port = await live.start(cfg.host, cfg.ws_port)
     services.ws_port = ws_port
     app = create_app(services)
@@ -136,13 +165,28 @@ async def start(cfg: Config) -> Running:
     http_port = http.effective_port
     thread = threading.Thread(target=http.run, name="http", daemon=True)
     thread.start()
-    ticker = asyncio.get_running_loop().create_task(_tick(switchboard, services, callbacks))
+    ticker = None
+    if cluster is None:
+        ticker = asyncio.get_running_loop().create_task(_tick(switchboard, services, callbacks))
     log.info(
         "hotline serving http on %s:%s, websocket on %s:%s", cfg.host, http_port, cfg.host, ws_port
     )
-    return Running(
-        services, switchboard, live, gateway, captions, http_port, ws_port, http, thread, ticker
+    running = Running(
+        services,
+        switchboard,
+        live,
+        gateway,
+        captions,
+        http_port,
+        ws_port,
+        http,
+        thread,
+        ticker,
+        cluster,
     )
+    if cluster is not None:
+        await cluster.contend(became_holder)
+    return running
 
 
 def _caption_service(cfg: Config, registry: Registry) -> CaptionService:

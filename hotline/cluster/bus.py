@@ -317,6 +317,171 @@ class RedisBus:
         return node if alive else None
 
 
-def make_bus(redis_url: str, node: str) -> Bus:
-    """The configured bus: Redis when `HOTLINE_REDIS_URL` is set, else in process."""
-    return RedisBus(redis_url, node) if redis_url else InProcessBus(node)
+# --- PostgreSQL, while Redis is away ----------------------------------------------------------
+
+NOTIFY_LIMIT = 7900  # bytes: PostgreSQL refuses a NOTIFY payload of 8000 or more
+
+
+class PgNotifyBus:
+    """Messages over PostgreSQL's LISTEN/NOTIFY: slower and small (< 8 kB a message), but
+    always there while the store is; it carries the bus while Redis is down."""
+
+    RETRY = 1.0
+
+    def __init__(self, url: str, node: str) -> None:
+        self.url = url
+        self.node = node
+        self._handlers: dict[str, list[Handler]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._sender: Any = None
+        self._send_lock = asyncio.Lock()
+        self._connected = False
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _channel(self, channel: str) -> str:
+        return f"{PREFIX}:{channel}"[:63]  # PostgreSQL identifiers are at most 63 bytes
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        """Subscribe before `start` (the listening connection LISTENs once it is made)."""
+        self._handlers.setdefault(channel, []).append(handler)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(), name=f"pgbus-{self.node}")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=CALL_TIMEOUT)
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await self._sender.close()
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        names = {self._channel(c): c for c in self._handlers}
+        while not self._closing:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=5
+                )
+                async with conn:
+                    for name in names:
+                        await conn.execute(f'LISTEN "{name}"')
+                    self._connected = True
+                    async for note in conn.notifies():
+                        try:
+                            payload = json.loads(note.payload)
+                        except ValueError:
+                            continue
+                        for handler in list(self._handlers.get(names.get(note.channel, ""), ())):
+                            await _call(handler, payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._connected:
+                    log.warning("bus: lost PostgreSQL notifications (%s)", exc)
+                self._connected = False
+                await asyncio.sleep(self.RETRY)
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> bool:
+        """NOTIFY on the channel; a relay batch too big for one payload goes as several."""
+        try:
+            async with self._send_lock:  # one sender connection: messages keep their order
+                if self._sender is None or self._sender.closed:
+                    import psycopg
+
+                    self._sender = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=5
+                    )
+                for part in _fit(message):
+                    await _bounded(
+                        self._sender.execute(
+                            "SELECT pg_notify(%s, %s)", (self._channel(channel), part)
+                        )
+                    )
+            return True
+        except Exception as exc:
+            log.debug("bus: NOTIFY on %s failed: %s", channel, exc)
+            self._sender = None
+            return False
+
+
+def _fit(message: dict[str, Any]) -> list[str]:
+    """The message as NOTIFY payloads: a relay batch ("items") is split to fit; anything
+    else too big is dropped with a warning (signalling frames fit: SDPs are a few kB)."""
+    data = json.dumps(message, ensure_ascii=False)
+    if len(data.encode()) < NOTIFY_LIMIT:
+        return [data]
+    items = message.get("items")
+    if not isinstance(items, list) or len(items) < 2:
+        log.warning("bus: a %d-byte message cannot go by PostgreSQL; dropped", len(data))
+        return []
+    half = len(items) // 2
+    return _fit({**message, "items": items[:half]}) + _fit({**message, "items": items[half:]})
+
+
+class FallbackBus:
+    """Redis while it answers, PostgreSQL notifications while it does not: a node that loses
+    Redis keeps relaying through the store it cannot do without anyway (slower, smaller).
+
+    Heartbeats and the connection map live in Redis only; while it is down they read as
+    "nothing known", and callers change nothing on that."""
+
+    def __init__(self, redis: RedisBus, pg: PgNotifyBus) -> None:
+        self.redis, self.pg = redis, pg
+        self.node = redis.node
+
+    @property
+    def connected(self) -> bool:
+        return self.redis.connected
+
+    async def start(self) -> None:
+        await self.pg.start()
+        await self.redis.start()
+
+    async def close(self) -> None:
+        await self.redis.close()
+        await self.pg.close()
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> bool:
+        if self.redis.connected and await self.redis.publish(channel, message):
+            return True
+        return await self.pg.publish(channel, message)
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        self.redis.subscribe(channel, handler)
+        self.pg.subscribe(channel, handler)
+
+    def on_reconnect(self, hook: Hook) -> None:
+        self.redis.on_reconnect(hook)
+
+    async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool:
+        return await self.redis.heartbeat(ttl, info)
+
+    async def live_nodes(self) -> dict[str, dict[str, Any]]:
+        return await self.redis.live_nodes()
+
+    async def hold_connection(self, conn_id: str) -> bool:
+        return await self.redis.hold_connection(conn_id)
+
+    async def release_connection(self, conn_id: str) -> bool:
+        return await self.redis.release_connection(conn_id)
+
+    async def connection_node(self, conn_id: str) -> str | None:
+        return await self.redis.connection_node(conn_id)
+
+
+def make_bus(redis_url: str, node: str, database_url: str = "") -> Bus:
+    """The configured bus: Redis (with PostgreSQL behind it when the store is PostgreSQL)
+    when `HOTLINE_REDIS_URL` is set, else in process."""
+    if not redis_url:
+        return InProcessBus(node)
+    redis = RedisBus(redis_url, node)
+    return FallbackBus(redis, PgNotifyBus(database_url, node)) if database_url else redis

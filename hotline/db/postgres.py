@@ -45,8 +45,8 @@ def single_node_lock(url: str) -> Any:
     if not (row and row[0]):
         conn.close()
         raise NodeAlreadyServing(
-            "another hotline node already serves this database; several nodes need the"
-            " cluster wiring that is not finished yet (docs/cluster.md)"
+            "another hotline node already serves this database; several nodes need"
+            " HOTLINE_REDIS_URL too (cluster mode, docs/cluster.md)"
         )
     return conn
 

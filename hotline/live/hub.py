@@ -176,9 +176,17 @@ class Hub:
             self._loop.call_soon_threadsafe(self.publish, topic, message)
 
     def call_threadsafe(self, fn: Any, *args: Any) -> None:
-        """Run `fn(*args)` on the loop, from any thread."""
+        """Run `fn(*args)` on the loop, from any thread (a coroutine it returns is run too)."""
+
+        def run() -> None:
+            result = fn(*args)
+            if asyncio.iscoroutine(result):
+                task = asyncio.get_running_loop().create_task(result)
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn, *args)
+            self._loop.call_soon_threadsafe(run)
 
     def ask_threadsafe(self, fn: Any, *args: Any, timeout: float = 5.0) -> Any:
         """Run `fn(*args)` on the loop from another thread and return its result."""
@@ -186,7 +194,10 @@ class Hub:
             raise RuntimeError("the live side is not running")
 
         async def call() -> Any:
-            return fn(*args)
+            result = fn(*args)
+            if asyncio.iscoroutine(result):  # cluster mode: asked of the line's holder
+                result = await result
+            return result
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 

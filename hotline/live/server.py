@@ -41,6 +41,8 @@ from hotline.tokens import Signer
 log = logging.getLogger(__name__)
 
 HANDSHAKE_DONE = Request("/ws", Headers())
+# A session moved to this node by a failover (hotline/cluster/relay.py) says who it was.
+RESUME_KEYS = ("resume_agent", "resume_session", "resume_status")
 MAX_FRAME = 1024 * 1024  # frames over 64 KiB get a typed error; over this, the socket closes
 
 
@@ -53,6 +55,8 @@ class Context:
     agent_id: int | None = None
     supervisor: bool = False
     account: int | None = None  # the account whose sockets this one is counted among
+    address: str = "?"  # the client's address (behind the trusted proxy: the one it saw)
+    counted: bool = False  # counted among its address's anonymous callers
 
 
 class LeanConnection(ServerConnection):
@@ -125,6 +129,9 @@ class LiveServer:
         self.accounts: dict[int, set[Conn]] = {}
         self.conn_sessions: dict[Conn, str] = {}
         self._used_tickets: dict[str, float] = {}
+        # Cluster mode (hotline/cluster/relay.py): sockets are handed to the node holding
+        # the line; None on a single node, where this server is both front and back.
+        self.front: Any = None
         for kind, spec in messages.CALLER.items():
             self.route("caller", kind, spec, getattr(self, f"_caller_{kind}"))
         for kind, spec in messages.AGENT.items():
@@ -289,65 +296,81 @@ class LiveServer:
         conn = Conn(ws)
         self.conns.add(conn)
         query = parse_qs(urlsplit(request.path).query)
+        for moved in RESUME_KEYS:  # only a node of the cluster may say so (relay.py)
+            query.pop(moved, None)
         # The handshake is done: keep a shared stub instead of its headers (2 KB less per
         # waiting caller; websockets only checks that a request was received). The request
         # parser's frame still holds the request itself, so empty its headers in place too.
         request.headers.clear()
         ws.request, ws.response = HANDSHAKE_DONE, None
-        role = query.get("role", [""])[0]
-        conn.role = role
-        ctx = Context(conn, role)
+        conn.role = query.get("role", [""])[0]
         address = getattr(ws, "client_ip", "") or "?"
-        counted = False
         try:
-            if role == "agent":
-                if not await self._open_agent(ctx, query):
-                    return
-            elif role == "supervisor":
-                if not await self._open_board(ctx, query):
-                    return
-            elif role in self.openers:
-                if not await self.openers[role][0](ctx, query):
-                    return
-            else:
-                if not query.get("link", [""])[0]:
-                    if not self.anonymous_callers.acquire(address, self.cfg.ws_callers_per_address):
-                        await self._reject(conn, TooMany("too many callers from here"))
-                        return
-                    counted = True
-                if not await self._open_caller(ctx, query):
-                    return
-            del query  # held for the whole connection otherwise (thousands wait)
-            while True:  # recv() directly: no async generator kept per waiting caller
-                await self._dispatch(ctx, await ws.recv())
-        except ConnectionClosed:
-            pass
-        except Exception:
-            self.errors += 1
-            log.exception("connection %s (%s) failed", conn.id, role)
-        finally:
-            if counted:
-                self.anonymous_callers.release(address)
-            if ctx.account is not None:
-                held = self.accounts.get(ctx.account)
-                if held is not None:
-                    held.discard(conn)
-                    if not held:
-                        del self.accounts[ctx.account]
-            self.conn_sessions.pop(conn, None)
-            self.conns.discard(conn)
-            self.sb.hub.unsubscribe(conn)
+            if self.front is not None:  # cluster mode: the line may be held by another node
+                await self.front.serve(conn, query, address)
+                return
+            ctx = Context(conn, conn.role, address=address)
             try:
-                if role == "agent" and ctx.agent_id is not None:
-                    await self.sb.agent_disconnected(ctx.agent_id, conn)
-                elif role == "caller":
-                    self.sb.page_closed(conn)
-                    await self.sb.caller_disconnected(conn)
-                elif role in self.openers:
-                    await self.openers[role][1](ctx)
+                if not await self.open_session(ctx, query):
+                    return
+                del query  # held for the whole connection otherwise (thousands wait)
+                while True:  # recv() directly: no async generator kept per waiting caller
+                    await self.dispatch(ctx, await ws.recv())
+            except ConnectionClosed:
+                pass
             except Exception:
-                log.exception("connection %s: cleanup failed", conn.id)
+                self.errors += 1
+                log.exception("connection %s (%s) failed", conn.id, ctx.role)
+            finally:
+                await self.close_session(ctx)
+        finally:
+            self.conns.discard(conn)
             conn.close()
+
+    async def open_session(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        """Admit a connection in its role (False: it was rejected and is being closed).
+
+        `query` is the connection's URL query; a session moved from another node after a
+        failover carries `resume_agent`/`resume_session` instead of a ticket (docs/cluster.md).
+        """
+        role = ctx.role
+        if role == "agent":
+            return await self._open_agent(ctx, query)
+        if role == "supervisor":
+            return await self._open_board(ctx, query)
+        if role in self.openers:
+            return await self.openers[role][0](ctx, query)
+        if not query.get("link", [""])[0]:
+            if not self.anonymous_callers.acquire(ctx.address, self.cfg.ws_callers_per_address):
+                await self._reject(ctx.conn, TooMany("too many callers from here"))
+                return False
+            ctx.counted = True
+        return await self._open_caller(ctx, query)
+
+    async def close_session(self, ctx: Context) -> None:
+        """A connection ended: forget it and tell the switchboard (or its domain)."""
+        conn, role = ctx.conn, ctx.role
+        if ctx.counted:
+            ctx.counted = False
+            self.anonymous_callers.release(ctx.address)
+        if ctx.account is not None:
+            held = self.accounts.get(ctx.account)
+            if held is not None:
+                held.discard(conn)
+                if not held:
+                    del self.accounts[ctx.account]
+        self.conn_sessions.pop(conn, None)
+        self.sb.hub.unsubscribe(conn)
+        try:
+            if role == "agent" and ctx.agent_id is not None:
+                await self.sb.agent_disconnected(ctx.agent_id, conn)
+            elif role == "caller":
+                self.sb.page_closed(conn)
+                await self.sb.caller_disconnected(conn)
+            elif role in self.openers:
+                await self.openers[role][1](ctx)
+        except Exception:
+            log.exception("connection %s: cleanup failed", conn.id)
 
     async def _signed_in(
         self, ctx: Context, query: dict[str, list[str]], *, supervisor: bool = False
@@ -355,13 +378,17 @@ class LiveServer:
         """The enabled account behind the connection's ticket, or None (rejected, closed).
 
         The ticket is spent here (single use) and its session must still be signed in."""
-        try:
-            ticket = self._ticket(query.get("token", [""])[0])
-            self._use_ticket(ticket["n"])
-        except HotlineError as exc:
-            await self._reject(ctx.conn, exc)
-            return None
-        agent_id, session = int(ticket["agent"]), str(ticket["s"])
+        resumed = query.get("resume_agent", [""])[0]
+        if resumed:  # moved from another node (failover): its ticket was spent there
+            agent_id, session = int(resumed), query.get("resume_session", [""])[0]
+        else:
+            try:
+                ticket = self._ticket(query.get("token", [""])[0])
+                self._use_ticket(ticket["n"])
+            except HotlineError as exc:
+                await self._reject(ctx.conn, exc)
+                return None
+            agent_id, session = int(ticket["agent"]), str(ticket["s"])
         # Counted among the account's sockets before the session is checked: a sign-out
         # landing meanwhile either fails the check or finds this socket to close.
         ctx.account = agent_id
@@ -394,6 +421,10 @@ class LiveServer:
         agent = await self._signed_in(ctx, query)
         if agent is not None:
             await self.sb.agent_connected(agent, ctx.conn)
+            # Moved from another node (failover): an agent taking calls goes on taking them.
+            if query.get("resume_status", [""])[0] in ("available", "ringing"):
+                with contextlib.suppress(HotlineError):
+                    self.sb.set_status(agent.id, "available")
         return agent is not None
 
     async def _open_board(self, ctx: Context, query: dict[str, list[str]]) -> bool:
@@ -440,7 +471,8 @@ class LiveServer:
         conn.send(exc.to_message())
         await conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
 
-    async def _dispatch(self, ctx: Context, raw: str | bytes) -> None:
+    async def dispatch(self, ctx: Context, raw: str | bytes) -> None:
+        """Validate one message and run its route; errors go back to the sender, typed."""
         try:
             routes = self.routes[ctx.role]
             msg = messages.parse(raw, {k: spec for k, (spec, _) in routes.items()})
@@ -470,7 +502,7 @@ class LiveServer:
 
     # ----------------------------------------------------------------- caller routes
     async def _caller_call(self, ctx: Context, msg: dict[str, Any]) -> None:
-        if not self.call_starts.allow(getattr(ctx.conn.ws, "client_ip", "") or "?"):
+        if not self.call_starts.allow(ctx.address):
             raise TooMany("too many calls from here; please wait a minute", code="rate_limited")
         elder = ctx.conn.elder
         dialect = elder.dialect if elder else (msg.get("dialect") or self.cfg.default_dialect)

@@ -131,6 +131,9 @@ class Switchboard:
         self._shifts_at = float("-inf")
         self._shifts_task: asyncio.Task[None] | None = None
         self._tz = ZoneInfo(cfg.timezone)
+        # Cluster mode: an agent whose socket went (their node died) keeps their call this
+        # long while the console reconnects elsewhere; 0 (one node): the caller is requeued.
+        self.agent_grace = 0.0
 
     # ----------------------------------------------------------------- storage
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -147,13 +150,19 @@ class Switchboard:
             return
         future.add_done_callback(_log_failure)
 
-    async def start(self) -> None:
-        """Restore the line after a restart: waiting callers keep their places."""
+    async def start(self, *, keep_answered: bool = False) -> None:
+        """Restore the line after a restart: waiting callers keep their places.
+
+        `keep_answered` (cluster mode: another node held the line and stopped): calls in
+        progress are kept too, waiting for both parties to come back (their media never
+        went through us); otherwise they end as interrupted."""
         self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
         await self._load_shifts()
         now = self.clock()
         for row in await self._store(calls_db.open_calls):
-            if row["answered_at"] is not None or not row["rejoin_hash"]:
+            answered = row["answered_at"] is not None
+            keep = not answered or (keep_answered and row["agent_id"] is not None)
+            if not keep or not row["rejoin_hash"]:
                 await self._store(
                     calls_db.ended, row["id"], outcome="interrupted", ended_by="server", at=now
                 )
@@ -174,7 +183,11 @@ class Switchboard:
             call.callback_requested = any(e["kind"] == "callback_requested" for e in events)
             self.calls[call.call_id] = call
             self._by_rejoin[call.rejoin_hash] = call.call_id
-            self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
+            if answered:  # both parties come back to a held call
+                call.state, call.agent_id = HELD, row["agent_id"]
+                self._await_agent(call, row["agent_id"])
+            else:
+                self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
             self._caller_gone(call)
         if self.calls:
             log.info("restored %d waiting callers", len(self.calls))
@@ -211,12 +224,41 @@ class Switchboard:
             await self._agent_gone(agent.id, old.conn)
         presence = Presence(agent=agent, conn=conn, idle_since=self.clock())
         self.agents[agent.id] = presence
+        # Back to a call kept for them (cluster mode: their node or the line's holder went).
+        kept = next(
+            (
+                c
+                for c in self.calls.values()
+                if c.agent_id == agent.id and c.state in (CONNECTED, HELD)
+            ),
+            None,
+        )
+        if kept is not None:
+            presence.call_id, presence.status = kept.call_id, routing.IN_CALL
         self.hub.subscribe("agents", conn)
         if agent.role == "supervisor":
             self.hub.subscribe("wallboard", conn)
         conn.send(self._agent_hello(presence))
+        if kept is not None and kept.state == CONNECTED:  # the caller is back already
+            self._connect_parties(kept, rejoined=True)
+            self._notify("resumed", kept)
         self._publish_line()
         self._staffing_changed()
+
+    def _await_agent(self, call: LiveCall, agent_id: int) -> None:
+        """Keep a call in progress for its agent's console to come back (cluster mode); if it
+        does not within the rejoin time, the caller goes to the head of the line."""
+
+        async def check() -> None:
+            if call.state in (CONNECTED, HELD) and call.agent_id == agent_id:
+                if agent_id not in self.agents:
+                    if call.caller is not None:
+                        await self._requeue(call, "agent_dropped")
+                    else:
+                        await self.end_call(call, outcome="interrupted", by="network")
+
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.cfg.rejoin_seconds, lambda: loop.create_task(check()))
 
     def _agent_hello(self, p: Presence) -> dict[str, Any]:
         return {
@@ -247,6 +289,8 @@ class Switchboard:
         if call is not None and call.agent_id == agent_id:
             if call.state == RINGING:
                 self._cancel_ring(call, declined=False)
+            elif self.agent_grace and call.state in (CONNECTED, HELD):
+                self._await_agent(call, agent_id)  # their console reconnects to another node
             elif call.state in (*LIVE, HELD):
                 await self._requeue(call, "agent_dropped")
         self._route()
