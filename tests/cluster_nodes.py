@@ -310,6 +310,28 @@ class Cluster:
         """Start redis-server again on the same port."""
         self.redis.start()
 
+    def holder(self) -> str | None:
+        """The running node that holds the line (runs the switchboard), from its log; None
+        while nobody does (the nodes log at INFO, as NODE_SETTINGS sets)."""
+        for node in self.nodes.values():
+            if not node.alive:
+                continue
+            current = node.err.read_text(errors="replace").rsplit("===== start", 1)[-1]
+            if f"cluster node {node.name} holds the line" in current:
+                return node.name
+        return None
+
+    def wait_holder(self, timeout: float = READY_DEADLINE) -> str:
+        """Poll until a running node holds the line; its name."""
+        deadline = time.monotonic() + timeout * SLOW
+        while (name := self.holder()) is None:
+            if time.monotonic() > deadline:
+                raise NodeFailed(
+                    f"no node holds the line after {timeout * SLOW:.0f} s\n{self.logs()}"
+                )
+            time.sleep(0.1)
+        return name
+
     def check_alive(self) -> None:
         """Fail with its log when a node that should be running has exited."""
         for node in self.nodes.values():

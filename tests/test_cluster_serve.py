@@ -99,7 +99,7 @@ def test_nodes_start_side_by_side_on_one_database(cluster: Cluster) -> None:
             q2 = await tap(second, "en")
             await until_positions([first, second], [1, 2], "one line over nodes a and d")
             assert last(first, "ended") is None  # the newcomer's start ended nothing
-            assert {row["call_id"] for row in calls_db.open_calls(cluster.db)} >= {
+            assert {row["id"] for row in calls_db.open_calls(cluster.db)} >= {
                 q1["call_id"],
                 q2["call_id"],
             }
@@ -297,6 +297,7 @@ class Serving:
         self.status = ""
         self.answered: list[str] = []  # call ids connected to this agent (not re-connections)
         self.ended: set[str] = set()
+        self.hung_up: set[str] = set()
         self.cancelled: set[str] = set()
         self.errors: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
@@ -344,6 +345,9 @@ class Serving:
 
     async def _hang_up_later(self, call_id: str) -> None:
         await asyncio.sleep(self.talk)  # the conversation (a simulated duration, not a wait)
+        if call_id in self.hung_up or call_id in self.ended:
+            return  # (connected again after the caller's rejoin: hung up once is enough)
+        self.hung_up.add(call_id)
         with contextlib.suppress(Exception):
             await self.client.send({"type": "hangup", "call_id": call_id})
 
@@ -378,15 +382,21 @@ def order_violations(
     return out
 
 
-def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster) -> None:
-    """30 callers waiting over three nodes, agents on a and b answering; node c is killed
-    with SIGKILL. Its callers rejoin on a and b with their secrets and keep their places
-    relative to everyone; its agent's console signs in again elsewhere; nobody is lost or
-    answered twice, and the agents keep taking the line in order."""
-    nodes = [cluster["a"], cluster["b"], cluster["c"]]
-    for i in range(3):
-        cluster.add_agent(f"wu{i}", PASSWORD, ["wuu"])
-    webs = [sign_in(node, f"wu{i}", PASSWORD) for i, node in enumerate(nodes)]
+@pytest.mark.parametrize(("victim", "dialect"), [("holder", "wuu"), ("front", "cmn-sw")])
+def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dialect: str) -> None:
+    """30 callers waiting over three nodes, agents on two of them answering; the third is
+    killed with SIGKILL: the node holding the line (its switchboard fails over), or one that
+    only serves sockets. Its callers rejoin on the others with their secrets and keep their
+    places relative to everyone; its agent, in a call, signs in again elsewhere and is back
+    in that call (signalling through the new node); nobody is lost or answered twice, and
+    the agents keep taking the line in order."""
+    holder = cluster.wait_holder()
+    dead = holder if victim == "holder" else next(n for n in ("a", "b", "c") if n != holder)
+    nodes = [*(cluster[n] for n in ("a", "b", "c") if n != dead), cluster[dead]]
+    names = [f"{victim}{i}" for i in range(3)]
+    for name in names:
+        cluster.add_agent(name, PASSWORD, [dialect])
+    webs = [sign_in(node, name, PASSWORD) for name, node in zip(names, nodes, strict=True)]
     count = 30
 
     async def scenario() -> None:
@@ -397,38 +407,55 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster) -> None:
         for i in range(count):  # one after another: arrival order = i
             node = nodes[i % 3]
             caller, _ = await open_caller(node)
-            queued.append(await tap(caller, "wuu"))
+            queued.append(await tap(caller, dialect))
             callers.append(caller)
             home.append(node)
         ids = [q["call_id"] for q in queued]
         arrival = {cid: i for i, cid in enumerate(ids)}
         await until_positions(callers, list(range(1, count + 1)), "30 places over three nodes")
 
-        # The surge: agents on a and b take calls; c's agent stays away.
+        # The victim's agent answers the first caller (on another node) and is still talking
+        # when its node dies.
+        await consoles[2].send({"type": "status", "status": "available"})
+        await answer(consoles[2], ids[0])
+        await callers[0].expect("connected", timeout=DEADLINE, call_id=ids[0])
+
+        # The surge: agents on the first two nodes take calls.
         log: list[tuple[float, str, str]] = []
-        serving = [Serving(f"wu{i}", consoles[i], log, talk=0.3) for i in range(2)]
+        serving = [Serving(names[i], consoles[i], log, talk=0.3) for i in range(2)]
         for s in serving:
             s.start()
             await s.set("available")
         t_serve = time.monotonic()
 
         def answered() -> set[str]:
-            return {cid for s in serving for cid in s.answered}
+            return {ids[0], *(cid for s in serving for cid in s.answered)}
 
         await async_wait_until(lambda: len(answered()) >= 6, DEADLINE, "6 calls answered")
-        cluster.kill("c")
+        cluster.kill(dead)
         t_kill = time.monotonic()
         killed = [i for i in range(count) if home[i] is nodes[2]]
         ended_before = {i for i in killed if last(callers[i], "ended") is not None}
 
-        # c's agent signs in again, through node a (its session lives in the database).
+        # The victim's agent signs in again through another node (its session lives in the
+        # database) and is back in its call: the signalling goes through the new node.
         console = await open_agent(nodes[0], webs[2])
-        third = Serving("wu2", console, log, talk=0.3)
+        again = await console.expect("connected", timeout=DEADLINE, call_id=ids[0])
+        assert again["rejoined"] is True
+        again = await callers[0].expect("connected", timeout=DEADLINE, call_id=ids[0])
+        assert again["rejoined"] is True
+        await callers[0].send({"type": "signal", "data": {"kind": "offer", "sdp": SDP}})
+        got = await console.expect("signal", timeout=DEADLINE, call_id=ids[0])
+        assert got["data"] == {"kind": "offer", "sdp": SDP}
+        await console.send({"type": "hangup", "call_id": ids[0]})
+        await callers[0].expect("ended", timeout=DEADLINE, call_id=ids[0])
+        await console.expect("status", timeout=DEADLINE, status="wrap_up")
+        third = Serving(names[2], console, log, talk=0.3)
         serving.append(third)
         third.start()
         await third.set("available")
 
-        # c's callers come back on a and b with their rejoin secrets.
+        # The victim's callers come back on the other nodes with their rejoin secrets.
         rejoin_s: list[float] = []
         for n, i in enumerate(i for i in killed if i not in ended_before):
             t0 = time.monotonic()
@@ -468,7 +495,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster) -> None:
             lambda: all(s.status == "away" for s in serving), DEADLINE, "agents away at the end"
         )
 
-        every = [cid for s in serving for cid in s.answered]
+        every = [ids[0], *(cid for s in serving for cid in s.answered)]
         assert sorted(every) == sorted(ids), "a caller answered twice, or never"
         before = order_violations(log, arrival, t_serve, t_kill, 2, set())
         after = order_violations(log, arrival, t_resume, float("inf"), 3, set())
@@ -480,7 +507,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster) -> None:
         unexpected = [e for s in serving for e in s.errors if e.get("code") not in benign]
         assert unexpected == [], unexpected
         print(
-            f"killed node c held {len(killed)} callers; rejoin max {max(rejoin_s):.2f} s;"
+            f"killed {victim} {dead} held {len(killed)} callers; rejoin max {max(rejoin_s):.2f} s;"
             f" kill -> all rejoined {t_rejoined - t_kill:.2f} s"
         )
         for s in serving:
@@ -488,4 +515,4 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster) -> None:
         await close_all([consoles[2], *callers])
 
     cluster.run(scenario())
-    assert cluster["a"].alive and cluster["b"].alive
+    assert nodes[0].alive and nodes[1].alive
