@@ -16,10 +16,12 @@ Phases:
 2. P0: the line stands still; every waiting caller's place (their last `queue`) over all nodes
    must be exactly 1..N.
 3. surge (`--measure` s): the cmn agents take callers from the head (talk ~`--talk` s, hang up,
-   ready again); callers tapping on nodes a and b in dialect yue are rung through to free yue
-   agents on any node (surge.ring_stream: tap -> ring). At a third of the surge node c gets
-   SIGKILL: its callers' pages reconnect to a or b with their rejoin secret (the first that
-   answers), its agents' consoles reconnect to a or b with a new ticket.
+   ready again); callers tapping in dialect yue on the nodes that will survive are rung
+   through to free yue agents on any node (surge.ring_stream: tap -> ring). At a third of
+   the surge one node gets SIGKILL: by default the one holding the line (its switchboard
+   fails over to another node; `--kill front`: another node). Its callers' pages reconnect
+   to the next node that answers with their rejoin secret, its agents' consoles with a new
+   ticket.
 4. P1: the cmn agents go away; once the line stands still, places must be 1..M again and the
    callers still waiting in the same relative order as at P0.
 
@@ -71,7 +73,7 @@ from surge import FAST, LINE, ring_stream, staleness_ms  # noqa: E402
 
 from tests.cluster_nodes import Cluster  # noqa: E402
 
-NAMES = "abcdefghij"  # node names; the last node is the one killed
+NAMES = "abcdefghij"  # node names
 
 
 # ----------------------------------------------------------------- waiting-caller holder
@@ -268,6 +270,7 @@ class Agents:
         self.accepts: list[float] = []  # perf_counter of every LINE accept
         self.rings: list[tuple[float, int, str]] = []  # LINE rings: (time, agent, call_id)
         self.answered: dict[str, list[int]] = defaultdict(list)
+        self.hung_up: set[str] = set()
         self.reconnect_s: list[float] = []
         self.errors: list[str] = []
         self.rng_talk = 0
@@ -342,7 +345,7 @@ class Agents:
                 if not msg.get("rejoined"):
                     self.answered[call_id].append(agent_id)
                 if self.dialect[agent_id] == LINE:
-                    asyncio.get_running_loop().create_task(self._hang_up_later(peer, call_id))
+                    asyncio.get_running_loop().create_task(self._hang_up_later(agent_id, call_id))
             elif kind == "status":
                 self.status[agent_id] = msg["status"]
                 if msg["status"] == "wrap_up":
@@ -350,11 +353,14 @@ class Agents:
             elif kind == "error" and msg.get("code") not in ("busy", "not_in_wrap_up"):
                 self.errors.append(f"agent {agent_id}: {msg}"[:200])
 
-    async def _hang_up_later(self, peer: Peer, call_id: str) -> None:
+    async def _hang_up_later(self, agent_id: int, call_id: str) -> None:
+        if call_id in self.hung_up:
+            return  # connected again after a rejoin or a failover: it is hung up once
+        self.hung_up.add(call_id)
         self.rng_talk = (self.rng_talk + 7) % 11
         await asyncio.sleep(self.talk * (0.5 + self.rng_talk / 10))  # the conversation
-        with contextlib.suppress(Exception):
-            await peer.send({"type": "hangup", "call_id": call_id})
+        with contextlib.suppress(Exception):  # (on the console's socket of now: it may have moved)
+            await self.peers[agent_id].send({"type": "hangup", "call_id": call_id})
 
     async def set_status(self, dialect: str, status: str) -> None:
         self.wanted[dialect] = status
@@ -439,7 +445,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     nofile = raise_nofile(args.callers + args.agents * 2 + 2048)
     print(f"# RLIMIT_NOFILE soft limit {nofile} (nodes and helpers inherit it)", flush=True)
     names = NAMES[: args.nodes]
-    killed = len(names) - 1 if len(names) > 1 else None  # one node alone is never killed
     cluster = Cluster(
         names,
         secret=SECRET,
@@ -469,6 +474,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         bench_sessions(cluster.db, line_ids + fast_ids)
         nodes = [cluster[n] for n in names]
+        holder = names.index(await asyncio.to_thread(cluster.wait_holder))
+        killed: int | None = None  # one node alone is never killed
+        if len(names) > 1:
+            killed = holder if args.kill == "holder" else (holder + 1) % len(names)
+        print(
+            f"# node {names[holder]} holds the line; node"
+            f" {names[killed] if killed is not None else '-'} ({args.kill}) will be killed",
+            flush=True,
+        )
         urls = [n.ws for n in nodes]
         print(f"# {len(nodes)} nodes ready after {time.perf_counter() - t_start:.1f} s", flush=True)
 
@@ -510,7 +524,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
 
-        # The surge, with node c killed at a third of it.
+        # The surge, with one node killed at a third of it.
         since = time.perf_counter()
         cpu0 = dict(cpu_last)
         await agents.set_status(LINE, "available")
@@ -601,7 +615,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             f" {_r(percentile(local, 99))} ms; accept -> place shown p50 {_r(percentile(fan, 50))} ms",
             flush=True,
         )
-        for line in sorted(set(errors))[:8]:
+        for line in sorted(set(errors))[: args.show_errors]:
             print(f"# error: {line}", flush=True)
         return {
             "nodes": len(nodes),
@@ -641,7 +655,14 @@ def main() -> int:
     parser.add_argument("--ring-timeout", type=float, default=10.0)
     parser.add_argument("--ring-concurrency", type=int, default=8)
     parser.add_argument("--holders", type=int, default=2, help="caller-holding processes")
-    parser.add_argument("--nodes", type=int, default=3, help="the last one is killed (if > 1)")
+    parser.add_argument("--show-errors", type=int, default=8, help="distinct errors printed")
+    parser.add_argument("--nodes", type=int, default=3, help="one of them is killed (if > 1)")
+    parser.add_argument(
+        "--kill",
+        choices=["holder", "front"],
+        default="holder",
+        help="kill the node holding the line (its switchboard fails over) or another one",
+    )
     args = parser.parse_args()
     if args.quick:
         args.callers, args.ramp, args.agents, args.measure, args.talk = 600, 8.0, 30, 15.0, 3.0

@@ -387,6 +387,7 @@ async def ring_stream(
     async def worker() -> None:
         while time.perf_counter() < stop:
             caller = None
+            step = "hello"  # what the caller waits for (named in errors)
             try:
                 caller = await Peer.open(
                     f"{ws_url}?role=caller",
@@ -395,15 +396,18 @@ async def ring_stream(
                 await caller.expect("hello")
                 t0 = time.perf_counter()
                 await caller.send({"type": "call", "dialect": FAST})
+                step = "queued"
                 call_id = (await caller.expect("queued"))["call_id"]
+                step = f"connected ({call_id})"
                 await caller.expect("connected", timeout=max(5.0, stop - time.perf_counter() + 5))
                 ring_ms.append((agents.rang_at.pop(call_id) - t0) * 1000)
                 out.setdefault("server_ms", []).append(agents.waited.pop(call_id, 0.0) * 1000)
                 await asyncio.sleep(0.5)
                 await caller.send({"type": "hangup"})
+                step = f"ended ({call_id})"
                 await caller.expect("ended")
             except Exception as exc:
-                errors.append(f"ring stream: {type(exc).__name__}: {exc}"[:200])
+                errors.append(f"ring stream, waiting for {step}: {type(exc).__name__}: {exc}"[:200])
             finally:
                 if caller is not None:
                     await caller.close()

@@ -311,13 +311,26 @@ class Cluster:
         self.redis.start()
 
     def holder(self) -> str | None:
-        """The running node that holds the line (runs the switchboard), from its log; None
-        while nobody does (the nodes log at INFO, as NODE_SETTINGS sets)."""
+        """The running node that holds the line's lock (it runs the switchboard), or None.
+
+        Asked of PostgreSQL, whatever the nodes' log level: the backend holding the advisory
+        lock, its client's TCP port, and the node process that owns a socket on that port."""
+        import psycopg
+
+        from hotline.cluster.holder import LINE_LOCK
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+                (LINE_LOCK,),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        inodes = _socket_inodes_on_port(int(row[0]))
         for node in self.nodes.values():
-            if not node.alive:
-                continue
-            current = node.err.read_text(errors="replace").rsplit("===== start", 1)[-1]
-            if f"cluster node {node.name} holds the line" in current:
+            if node.alive and inodes & _socket_inodes_of(node.pid):
                 return node.name
         return None
 
@@ -385,7 +398,46 @@ class Cluster:
         return done.stdout
 
 
+def _socket_inodes_on_port(port: int) -> set[str]:
+    """Inodes of the TCP sockets whose local port is `port` (this network namespace)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    found.add(fields[9])
+    return found
+
+
+def _socket_inodes_of(pid: int) -> set[str]:
+    """Inodes of the sockets a process has open."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    found.add(target[8:-1])
+    return found
+
+
 # ---------------------------------------------------------------------- people
+class Page(Client):
+    """A tests.support.Client whose `expect` fails naming what it waited for and the last
+    messages it did receive (a bare TimeoutError says nothing across three nodes)."""
+
+    async def expect(self, kind: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        try:
+            return await super().expect(kind, timeout, **fields)
+        except TimeoutError:
+            recent = [{k: v for k, v in m.items() if k not in ("say", "ice_servers")}
+                      for m in self.seen[-6:] if m.get("type") != "tap_level"]  # fmt: skip
+            raise AssertionError(
+                f"no {kind!r} {fields or ''} within {timeout * SLOW:.0f} s; last received: {recent}"
+            ) from None
+
+
 def sign_in(node: Node, username: str, password: str) -> Any:
     """An agent's browser signed in over HTTP on `node` (a tests.web_client.WebClient)."""
     from tests.web_client import WebClient
@@ -407,7 +459,7 @@ def ws_ticket(web: Any, node: Node | None = None) -> str:
 async def open_agent(node: Node, web: Any, *, available: bool = False) -> Client:
     """The agent's console socket on `node` (ticket asked of that node), after `hello`."""
     ticket = await asyncio.to_thread(ws_ticket, web, node)
-    agent = await Client.open(f"{node.ws}?role=agent&token={ticket}")
+    agent = await Page.open(f"{node.ws}?role=agent&token={ticket}")
     await agent.expect("hello", timeout=30)
     if available:
         await agent.send({"type": "status", "status": "available"})
@@ -420,7 +472,7 @@ async def open_caller(node: Node, *, link: str = "", rejoin: str = "") -> tuple[
     query = (
         "role=caller" + (f"&link={link}" if link else "") + (f"&rejoin={rejoin}" if rejoin else "")
     )
-    caller = await Client.open(f"{node.ws}?{query}")
+    caller = await Page.open(f"{node.ws}?{query}")
     hello = await caller.expect("hello", timeout=30)
     return caller, hello
 

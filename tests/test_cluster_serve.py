@@ -516,3 +516,64 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
 
     cluster.run(scenario())
     assert nodes[0].alive and nodes[1].alive
+
+
+# ---------------------------------------------------------------------- failover window
+async def call_across(
+    cluster: Cluster, username: str, dialect: str
+) -> tuple[Client, Client, str, str]:
+    """An agent on one front and a caller on the other, talking: (agent, caller, call, holder)."""
+    holder = await asyncio.to_thread(cluster.wait_holder)
+    fronts = [cluster[n] for n in ("a", "b", "c") if n != holder]
+    cluster.add_agent(username, PASSWORD, [dialect])
+    web = await asyncio.to_thread(sign_in, fronts[0], username, PASSWORD)
+    agent = await open_agent(fronts[0], web, available=True)
+    caller, _ = await open_caller(fronts[1])
+    call_id = (await tap(caller, dialect))["call_id"]
+    await answer(agent, call_id)
+    await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+    return agent, caller, call_id, holder
+
+
+def test_a_hang_up_while_the_line_fails_over_is_not_lost(cluster: Cluster) -> None:
+    """The line's holder dies; the caller, on another node, hangs up at once (before a new
+    holder took over). The hang-up must take effect (or be refused with a typed error the
+    page can act on): the call ends for both parties."""
+
+    async def scenario() -> None:
+        agent, caller, call_id, holder = await call_across(cluster, "ko1", "ko")
+        cluster.kill(holder)
+        await caller.send({"type": "hangup"})
+        told = await async_wait_until(
+            lambda: last(caller, "ended") or last(caller, "error", **{"for": "hangup"}),
+            DEADLINE,
+            "the hang-up to end the call or be refused",
+        )
+        if told["type"] == "error":  # refused, so the page can try again
+            await asyncio.to_thread(cluster.wait_holder)
+            await caller.send({"type": "hangup"})
+        ended = await caller.expect("ended", timeout=DEADLINE, call_id=call_id)
+        assert (ended["reason"], ended["by"]) == ("completed", "caller")
+        await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await close_all([agent, caller])
+
+    cluster.run(scenario())
+
+
+def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None:
+    """After the holder dies, the caller's page is told `connected` (rejoined) again and
+    makes a new offer at once, as pages do: the agent (on another node) must receive it."""
+
+    async def scenario() -> None:
+        agent, caller, call_id, holder = await call_across(cluster, "en1", "en")
+        cluster.kill(holder)
+        again = await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+        assert again["rejoined"] is True
+        await caller.send({"type": "signal", "data": {"kind": "offer", "sdp": SDP}})
+        got = await agent.expect("signal", timeout=DEADLINE, call_id=call_id)
+        assert got["data"] == {"kind": "offer", "sdp": SDP}
+        await caller.send({"type": "hangup"})
+        await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await close_all([agent, caller])
+
+    cluster.run(scenario())
