@@ -33,8 +33,10 @@ Last line, one JSON object:
 - duplicated_assignments: a call answered by a second agent, or connected twice to its caller
 - order_violations: callers out of their P0 relative order at P1, plus rings that skipped more
   callers ahead (waiting, connected, never rung) than the agents could be ringing at once
-- fanout_p99_ms: an agent's accept on any node -> each waiting caller on any node shown the
-  place after it (surge's "staleness"; place rounds are at most one a second by design)
+- fanout_p99_ms: a round of places computed by the node holding the line (the `at` of each
+  `queue` message, CLOCK_MONOTONIC like every process here) -> its arrival at a page on any
+  node, as surge.py measures it; the staleness (an accept on any node -> the place after it
+  shown; rounds are at most one a second by design) is printed beside it
 - tap_to_ring_p95_ms: a yue caller's `call` -> the ring on an agent's console, across nodes
 - node_rss_mb: the largest node's peak RSS; errors: unexpected errors and failures (a killed
   node's pages and consoles losing their sockets is the scenario, not an error)
@@ -74,6 +76,12 @@ from surge import FAST, LINE, ring_stream, staleness_ms  # noqa: E402
 from tests.cluster_nodes import Cluster  # noqa: E402
 
 NAMES = "abcdefghij"  # node names
+T0 = time.perf_counter()
+
+
+def note(text: str) -> None:
+    """A comment line of the bench's output, stamped with the seconds since it started."""
+    print(f"# [{time.perf_counter() - T0:5.1f} s] {text}", flush=True)
 
 
 # ----------------------------------------------------------------- waiting-caller holder
@@ -270,7 +278,11 @@ class Agents:
         self.accepts: list[float] = []  # perf_counter of every LINE accept
         self.rings: list[tuple[float, int, str]] = []  # LINE rings: (time, agent, call_id)
         self.answered: dict[str, list[int]] = defaultdict(list)
-        self.hung_up: set[str] = set()
+        self.talking: set[str] = set()  # LINE calls whose conversation has started
+        self.talk_over: set[str] = set()  # ... and ended: hung up
+        self.repeats = 0  # hang-ups sent again (one may cross the call's end: no_call)
+        self.current: dict[int, str] = {}  # agent -> the call it was last connected to
+        self.hung_up_at: dict[str, float] = {}  # call -> perf_counter of its last hang-up
         self.reconnect_s: list[float] = []
         self.errors: list[str] = []
         self.rng_talk = 0
@@ -344,21 +356,37 @@ class Agents:
             elif kind == "connected":
                 if not msg.get("rejoined"):
                     self.answered[call_id].append(agent_id)
-                if self.dialect[agent_id] == LINE:
+                self.current[agent_id] = call_id
+                if self.dialect[agent_id] != LINE:
+                    continue
+                if call_id in self.talk_over:  # still on: the hang-up went to a dead socket
+                    self.repeats += 1
+                    await self._hang_up(agent_id, call_id)
+                elif call_id not in self.talking:
+                    self.talking.add(call_id)
                     asyncio.get_running_loop().create_task(self._hang_up_later(agent_id, call_id))
             elif kind == "status":
                 self.status[agent_id] = msg["status"]
                 if msg["status"] == "wrap_up":
                     await self._want(agent_id)
+            elif kind == "error" and (msg.get("code"), msg.get("for")) == ("no_call", "hangup"):
+                if self.repeats > 0:  # a repeated hang-up crossed the call's end
+                    self.repeats -= 1
+                else:
+                    self.errors.append(f"agent {agent_id}: {msg}"[:200])
             elif kind == "error" and msg.get("code") not in ("busy", "not_in_wrap_up"):
                 self.errors.append(f"agent {agent_id}: {msg}"[:200])
 
     async def _hang_up_later(self, agent_id: int, call_id: str) -> None:
-        if call_id in self.hung_up:
-            return  # connected again after a rejoin or a failover: it is hung up once
-        self.hung_up.add(call_id)
+        """The conversation, then the agent hangs up (once; again only if told `connected`
+        after it, i.e. the hang-up went to a console socket that had died)."""
         self.rng_talk = (self.rng_talk + 7) % 11
-        await asyncio.sleep(self.talk * (0.5 + self.rng_talk / 10))  # the conversation
+        await asyncio.sleep(self.talk * (0.5 + self.rng_talk / 10))
+        self.talk_over.add(call_id)
+        await self._hang_up(agent_id, call_id)
+
+    async def _hang_up(self, agent_id: int, call_id: str) -> None:
+        self.hung_up_at[call_id] = time.perf_counter()
         with contextlib.suppress(Exception):  # (on the console's socket of now: it may have moved)
             await self.peers[agent_id].send({"type": "hangup", "call_id": call_id})
 
@@ -370,8 +398,12 @@ class Agents:
                     await self._want(agent_id)
 
     def settled(self, dialect: str) -> bool:
+        return not self.unsettled(dialect)
+
+    def unsettled(self, dialect: str) -> list[tuple[int, str]]:
+        """(agent, status) of the dialect's agents not in the status they should be."""
         want = self.wanted.get(dialect, "away")
-        return all(s == want for a, s in self.status.items() if self.dialect[a] == dialect)
+        return [(a, s) for a, s in self.status.items() if self.dialect[a] == dialect and s != want]
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -443,7 +475,7 @@ def _r(value: float | None, digits: int = 1) -> float | None:
 # ----------------------------------------------------------------- main
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     nofile = raise_nofile(args.callers + args.agents * 2 + 2048)
-    print(f"# RLIMIT_NOFILE soft limit {nofile} (nodes and helpers inherit it)", flush=True)
+    note(f"RLIMIT_NOFILE soft limit {nofile} (nodes and helpers inherit it)")
     names = NAMES[: args.nodes]
     cluster = Cluster(
         names,
@@ -478,13 +510,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         killed: int | None = None  # one node alone is never killed
         if len(names) > 1:
             killed = holder if args.kill == "holder" else (holder + 1) % len(names)
-        print(
-            f"# node {names[holder]} holds the line; node"
+        note(
+            f"node {names[holder]} holds the line; node"
             f" {names[killed] if killed is not None else '-'} ({args.kill}) will be killed",
-            flush=True,
         )
         urls = [n.ws for n in nodes]
-        print(f"# {len(nodes)} nodes ready after {time.perf_counter() - t_start:.1f} s", flush=True)
+        note(f"{len(nodes)} nodes ready after {time.perf_counter() - t_start:.1f} s")
 
         agents = Agents(urls, args.talk)
         await agents.start(line_ids, LINE)
@@ -518,10 +549,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         p0, ok = await settle(holders, 30)
         if not ok:
             errors.append(f"line did not settle after the ramp ({len(p0)} places)")
-        print(
-            f"# ramp: {len(p0)} callers in line after {time.perf_counter() - t0:.1f} s;"
+        note(
+            f"ramp: {len(p0)} callers in line after {time.perf_counter() - t0:.1f} s;"
             f" node CPU {', '.join(f'{k} {v:.1f} s' for k, v in cpu_last.items())}",
-            flush=True,
         )
 
         # The surge, with one node killed at a third of it.
@@ -539,15 +569,20 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             agents.alive.discard(killed)  # type: ignore[union-attr]
             killed_at = time.perf_counter()
             await asyncio.to_thread(cluster.kill, names[killed])
-            print(
-                f"# killed node {names[killed]} (SIGKILL) at +{killed_at - since:.1f} s", flush=True
-            )
+            note(f"killed node {names[killed]} (SIGKILL) at +{killed_at - since:.1f} s")
 
         concurrency = max(1, min(args.ring_concurrency, fast // 2))
         await asyncio.gather(
             kill_later(),
             *(
-                ring_stream(urls[k], agents, args.measure, max(1, concurrency // 2), stream)  # type: ignore[arg-type]
+                ring_stream(  # (a lost hang-up is an error, not a 30 s stall of the bench)
+                    urls[k],
+                    agents,
+                    args.measure,
+                    max(1, concurrency // 2),
+                    stream,
+                    5.0,  # type: ignore[arg-type]
+                )
                 for k in range(len(urls))
                 if k != killed
             ),
@@ -556,9 +591,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         cpu_surge = {k: cpu_last[k] - cpu0[k] for k in cpu_last}
         await agents.set_status(LINE, "away")
         t_away = time.monotonic()
-        while not agents.settled(LINE) and time.monotonic() - t_away < 30:
+        while not agents.settled(LINE) and time.monotonic() - t_away < args.talk * 1.5 + 5:
             await asyncio.sleep(0.1)
-        p1, ok = await settle(holders, 30)
+        stuck = agents.unsettled(LINE)
+        for agent_id, status in stuck:
+            call_id = agents.current.get(agent_id, "")
+            sent = agents.hung_up_at.get(call_id)
+            errors.append(
+                f"agent {agent_id} (node {names[agents.node[agent_id]]}) never went away:"
+                f" {status}, call {call_id}, hung up"
+                + (f" at {sent - killed_at:+.2f} s from the kill" if sent and killed_at else " -")
+            )
+        p1, ok = await settle(holders, 15)
         if not ok:
             errors.append(f"line did not settle after the surge ({len(p1)} places)")
         watcher.cancel()
@@ -590,33 +634,31 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         skipped = skipped_rings(agents.rings, order, skip, line_agents)
         violations = descents(p0, p1) + skipped
         queue_times = [st["queue_times"] for st in callers.values()]
-        fan = staleness_ms(queue_times, agents.accepts, since)
-        local = [d * 1000 for st in callers.values() for t, d in st["fanout"] if t >= since]
+        stale = staleness_ms(queue_times, agents.accepts, since)
+        fan = [d * 1000 for st in callers.values() for t, d in st["fanout"] if t >= since]
         node_cpu = sum(cpu_surge.values())
-        print(
-            f"# surge {surge_s:.1f} s: {len(agents.accepts)} cmn rings, {len(answered)} answered,"
+        note(
+            f"surge {surge_s:.1f} s: {len(agents.accepts)} cmn rings, {len(answered)} answered,"
             f" {len(stream.get('ring_ms', []))} yue calls; {len(dropped)} pages rejoined"
             f" (p50 {_r(percentile(rejoin, 50), 2)} s, max {_r(max(rejoin, default=0), 2)} s);"
             f" {len(agents.reconnect_s)} consoles signed in again"
             f" (max {_r(max(agents.reconnect_s, default=0), 2)} s)",
-            flush=True,
         )
-        print(
-            f"# node CPU in the surge: {', '.join(f'{k} {v:.1f} s' for k, v in cpu_surge.items())}"
+        note(
+            f"node CPU in the surge: {', '.join(f'{k} {v:.1f} s' for k, v in cpu_surge.items())}"
             f" ({node_cpu / surge_s * 100:.0f} % of a core in all); peak RSS"
             f" {', '.join(f'{k} {v:.0f} MB' for k, v in rss_peak.items())}; load generator CPU"
             f" {own_cpu_seconds() - own0:.1f} s (this process)"
             f" + {sum(o['cpu_seconds'] for o in outs_data):.1f} s (holders)",
-            flush=True,
         )
-        print(
-            f"# places: P0 {len(p0)}, P1 {len(p1)}; descents {descents(p0, p1)}, skipped rings"
-            f" {skipped}; local round delivery (node's round -> page) p99"
-            f" {_r(percentile(local, 99))} ms; accept -> place shown p50 {_r(percentile(fan, 50))} ms",
-            flush=True,
+        note(
+            f"places: P0 {len(p0)}, P1 {len(p1)}; descents {descents(p0, p1)}, skipped rings"
+            f" {skipped}; fan-out (the holder's round -> a page on any node) p50"
+            f" {_r(percentile(fan, 50))} ms; staleness (an accept on any node -> the place after"
+            f" it shown) p50 {_r(percentile(stale, 50))} p99 {_r(percentile(stale, 99))} ms",
         )
         for line in sorted(set(errors))[: args.show_errors]:
-            print(f"# error: {line}", flush=True)
+            note(f"error: {line}")
         return {
             "nodes": len(nodes),
             "waiting_callers": len(p0),
@@ -665,7 +707,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.quick:
-        args.callers, args.ramp, args.agents, args.measure, args.talk = 600, 8.0, 30, 15.0, 3.0
+        args.callers, args.ramp, args.agents, args.measure, args.talk = 600, 6.0, 30, 12.0, 3.0
     result = asyncio.run(bench(args))
     print(json.dumps(result), flush=True)
     return 0

@@ -377,7 +377,12 @@ class Agents:
 
 
 async def ring_stream(
-    ws_url: str, agents: Agents, seconds: float, concurrency: int, out: dict[str, Any]
+    ws_url: str,
+    agents: Agents,
+    seconds: float,
+    concurrency: int,
+    out: dict[str, Any],
+    ended_timeout: float = 30.0,
 ) -> None:
     """yue callers rung through to free yue agents: tap -> ring as the agent sees it."""
     ring_ms: list[float] = out.setdefault("ring_ms", [])
@@ -405,7 +410,7 @@ async def ring_stream(
                 await asyncio.sleep(0.5)
                 await caller.send({"type": "hangup"})
                 step = f"ended ({call_id})"
-                await caller.expect("ended")
+                await caller.expect("ended", timeout=ended_timeout)
             except Exception as exc:
                 errors.append(f"ring stream, waiting for {step}: {type(exc).__name__}: {exc}"[:200])
             finally:

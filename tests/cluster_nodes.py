@@ -246,6 +246,10 @@ class Cluster:
 
     def close(self) -> None:
         """Stop every node (then kill what is left), Redis, and drop the database."""
+        for node in self.nodes.values():  # all at once: a clean stop may take a while
+            if node.alive:
+                with contextlib.suppress(Exception):
+                    node.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         for node in self.nodes.values():
             with contextlib.suppress(Exception):
                 node.stop()
