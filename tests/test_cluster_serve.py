@@ -20,6 +20,7 @@ import pytest
 
 from hotline.db import calls as calls_db
 from tests.cluster_nodes import (
+    READY_DEADLINE,
     Cluster,
     Node,
     close_all,
@@ -30,7 +31,8 @@ from tests.cluster_nodes import (
     sign_in,
     tap,
 )
-from tests.support import Client, async_wait_until
+from tests.engines import PostgresServer
+from tests.support import Client, async_wait_until, wait_until
 
 DEADLINE = 60.0  # seconds (times SLOW) for anything to propagate across the nodes
 PASSWORD = "a-long-enough-password-1"
@@ -575,5 +577,82 @@ def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None
         await caller.send({"type": "hangup"})
         await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
         await close_all([agent, caller])
+
+    cluster.run(scenario())
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+def test_postgresql_restarting_loses_no_place() -> None:
+    """A cluster on a PostgreSQL of its own, restarted under it with callers waiting on every
+    node. While it is down no node is ready; the node that held the line stops itself (it
+    cannot know who holds the lock now) and its supervisor (here, the test) starts it again;
+    its callers rejoin elsewhere. Every place is kept, and the line is answered in order."""
+    from hotline.cluster.holder import FENCED_EXIT
+
+    pg = PostgresServer()
+    pg.start()
+    try:
+        with Cluster(("a", "b", "c"), pg=pg) as cluster:
+            _postgresql_restart(cluster, pg, FENCED_EXIT)
+    finally:
+        pg.destroy()
+
+
+def _postgresql_restart(cluster: Cluster, pg: PostgresServer, fenced_exit: int) -> None:
+    cluster.add_agent("pg1", PASSWORD, ["cmn"])
+    web = sign_in(cluster["a"], "pg1", PASSWORD)
+    nodes = [cluster[n] for n in ("a", "b", "c")]
+
+    async def scenario() -> None:
+        agent = await open_agent(nodes[0], web)
+        callers: list[Client] = []
+        queued: list[dict[str, Any]] = []
+        for i in range(9):
+            caller, _ = await open_caller(nodes[i % 3])
+            queued.append(await tap(caller, "cmn"))
+            callers.append(caller)
+        ids = [q["call_id"] for q in queued]
+        await until_positions(callers, list(range(1, 10)), "9 places before the restart")
+        holder = await asyncio.to_thread(cluster.wait_holder)
+
+        await asyncio.to_thread(pg.stop, "fast")
+        for node in nodes:
+            await asyncio.to_thread(
+                wait_until,
+                lambda n=node: not n.alive or n.readyz()[0] == 503,
+                READY_DEADLINE,
+                f"node {node.name} to report not ready without PostgreSQL",
+            )
+        await asyncio.to_thread(pg.start)
+        fenced = cluster[holder]
+        await asyncio.to_thread(
+            wait_until, lambda: not fenced.alive, READY_DEADLINE, f"the old holder {holder} to stop"
+        )
+        assert fenced.proc is not None and fenced.proc.returncode == fenced_exit, fenced.tail()
+        await asyncio.to_thread(cluster.restart, holder)  # as its supervisor would
+        for node in nodes:
+            await asyncio.to_thread(node.wait_ready)
+        await asyncio.to_thread(cluster.wait_holder)
+
+        # The old holder's callers lost their sockets: they rejoin on the other nodes.
+        others = [n for n in nodes if n.name != holder]
+        for i in range(9):
+            if nodes[i % 3].name == holder:
+                page, hello = await open_caller(others[i % 2], rejoin=queued[i]["rejoin"])
+                assert hello["rejoined"] is True and hello["call_id"] == ids[i], hello
+                callers[i] = page
+        await until_positions(callers, list(range(1, 10)), "the same 9 places after the restart")
+
+        if nodes[0].name == holder:  # the agent's console was on the old holder too
+            agent = await open_agent(nodes[1], web)
+        await agent.send({"type": "status", "status": "available"})
+        for i in range(9):  # one agent: strictly in line order
+            await answer(agent, ids[i])
+            await callers[i].expect("connected", timeout=DEADLINE, call_id=ids[i])
+            if i < 8:
+                await hang_up_and_ready(agent, ids[i])
+        await agent.send({"type": "hangup", "call_id": ids[8]})
+        await agent.expect("status", timeout=DEADLINE, status="wrap_up")
+        await close_all([agent, *callers])
 
     cluster.run(scenario())
