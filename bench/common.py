@@ -4,9 +4,11 @@ the load generator, plus seeding, tiny websocket clients and percentiles."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -144,17 +146,11 @@ class ServerProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (all its threads) so far."""
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        return process_cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return process_rss_mb(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -166,6 +162,25 @@ class ServerProcess:
                 self.proc.wait(5)
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def own_cpu_seconds() -> float:
@@ -224,3 +239,103 @@ class Peer:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), 5)
         self._task.cancel()
+
+
+def caller_address(rng: random.Random) -> str:
+    """A simulated caller's own address, from the benchmarking range 198.18.0.0/15."""
+    return f"198.{18 + rng.getrandbits(1)}.{rng.getrandbits(8)}.{rng.getrandbits(8)}"
+
+
+class RawSocket(asyncio.Protocol):
+    """A minimal websocket client (RFC 6455) as one asyncio Protocol: no task, no buffers or
+    keepalive per connection, so two helper processes can hold 5,000 callers and still read
+    every update the moment it lands (a full client library per caller made the load
+    generator, not the server, the bottleneck on 2 cores). Frames the server sends are
+    parsed by hand; text frames are timestamped on arrival and queued as JSON."""
+
+    def __init__(self, path: str, host: str, forwarded: str = "") -> None:
+        self.path = path
+        self.host = host
+        self.forwarded = forwarded
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.open = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inbox: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
+        self.mask = random.randbytes(4)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(random.randbytes(16)).decode()
+        transport.write(  # type: ignore[attr-defined]
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"X-Forwarded-For: {self.forwarded or '127.0.0.1'}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        t = time.perf_counter()
+        self.buf += data
+        if not self.open:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                if not self.opened.done():
+                    self.opened.set_exception(ConnectionError(head[:80].decode(errors="replace")))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.open = True
+            self.opened.set_result(None)
+            self.buf = rest
+        while len(self.buf) >= 2:
+            opcode, n, offset = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
+            if n == 126:
+                if len(self.buf) < 4:
+                    return
+                n, offset = int.from_bytes(self.buf[2:4], "big"), 4
+            elif n == 127:
+                if len(self.buf) < 10:
+                    return
+                n, offset = int.from_bytes(self.buf[2:10], "big"), 10
+            if len(self.buf) < offset + n:
+                return
+            payload, self.buf = self.buf[offset : offset + n], self.buf[offset + n :]
+            if opcode == 1:
+                self.inbox.put_nowait((t, json.loads(payload)))
+            elif opcode == 9:
+                self._frame(0xA, payload)
+            elif opcode == 8:
+                self.inbox.put_nowait((t, None))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed before the handshake"))
+        self.inbox.put_nowait((time.perf_counter(), None))
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (
+            bytes([0x80 | n])
+            if n < 126
+            else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+            if n < 65536
+            else bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        )
+        key = int.from_bytes((self.mask * (n // 4 + 1))[:n], "big")
+        body = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(head + self.mask + body)
+
+    def send(self, text: str) -> None:
+        self._frame(0x1, text.encode())
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._frame(0x8, (1000).to_bytes(2, "big"))
+            self.transport.close()

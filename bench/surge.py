@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import bisect
 import contextlib
 import fractions
@@ -60,9 +59,11 @@ import av  # noqa: E402
 from aiortc import MediaStreamTrack  # noqa: E402
 from common import (  # noqa: E402
     Peer,
+    RawSocket,
     ServerProcess,
     agent_token,
     bench_sessions,
+    caller_address,
     own_cpu_seconds,
     percentile,
     raise_nofile,
@@ -127,102 +128,6 @@ class OpusTrack(MediaStreamTrack):
         packet.time_base = fractions.Fraction(1, RATE)
         self._i += 1
         return packet
-
-
-# ----------------------------------------------------------------- a cheap websocket client
-class RawSocket(asyncio.Protocol):
-    """A minimal websocket client (RFC 6455) as one asyncio Protocol: no task, no buffers or
-    keepalive per connection, so two helper processes can hold 5,000 callers and still read
-    every update the moment it lands (a full client library per caller made the load
-    generator, not the server, the bottleneck on 2 cores). Frames the server sends are
-    parsed by hand; text frames are timestamped on arrival and queued as JSON."""
-
-    def __init__(self, path: str, host: str, forwarded: str = "") -> None:
-        self.path = path
-        self.host = host
-        self.forwarded = forwarded
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.open = False
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.inbox: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
-        self.mask = random.randbytes(4)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        key = base64.b64encode(random.randbytes(16)).decode()
-        transport.write(  # type: ignore[attr-defined]
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"X-Forwarded-For: {self.forwarded or '127.0.0.1'}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-
-    def data_received(self, data: bytes) -> None:
-        t = time.perf_counter()
-        self.buf += data
-        if not self.open:
-            head, sep, rest = self.buf.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            if not head.startswith(b"HTTP/1.1 101"):
-                if not self.opened.done():
-                    self.opened.set_exception(ConnectionError(head[:80].decode(errors="replace")))
-                self.transport.close()  # type: ignore[union-attr]
-                return
-            self.open = True
-            self.opened.set_result(None)
-            self.buf = rest
-        while len(self.buf) >= 2:
-            opcode, n, offset = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
-            if n == 126:
-                if len(self.buf) < 4:
-                    return
-                n, offset = int.from_bytes(self.buf[2:4], "big"), 4
-            elif n == 127:
-                if len(self.buf) < 10:
-                    return
-                n, offset = int.from_bytes(self.buf[2:10], "big"), 10
-            if len(self.buf) < offset + n:
-                return
-            payload, self.buf = self.buf[offset : offset + n], self.buf[offset + n :]
-            if opcode == 1:
-                self.inbox.put_nowait((t, json.loads(payload)))
-            elif opcode == 9:
-                self._frame(0xA, payload)
-            elif opcode == 8:
-                self.inbox.put_nowait((t, None))
-                self.transport.close()  # type: ignore[union-attr]
-                return
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError("closed before the handshake"))
-        self.inbox.put_nowait((time.perf_counter(), None))
-
-    def _frame(self, opcode: int, payload: bytes) -> None:
-        n = len(payload)
-        head = bytes([0x80 | opcode]) + (
-            bytes([0x80 | n])
-            if n < 126
-            else bytes([0x80 | 126]) + n.to_bytes(2, "big")
-            if n < 65536
-            else bytes([0x80 | 127]) + n.to_bytes(8, "big")
-        )
-        key = int.from_bytes((self.mask * (n // 4 + 1))[:n], "big")
-        body = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(head + self.mask + body)
-
-    def send(self, text: str) -> None:
-        self._frame(0x1, text.encode())
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self._frame(0x8, (1000).to_bytes(2, "big"))
-            self.transport.close()
 
 
 # ----------------------------------------------------------------- waiting-caller holder
@@ -472,7 +377,12 @@ class Agents:
 
 
 async def ring_stream(
-    ws_url: str, agents: Agents, seconds: float, concurrency: int, out: dict[str, Any]
+    ws_url: str,
+    agents: Agents,
+    seconds: float,
+    concurrency: int,
+    out: dict[str, Any],
+    ended_timeout: float = 30.0,
 ) -> None:
     """yue callers rung through to free yue agents: tap -> ring as the agent sees it."""
     ring_ms: list[float] = out.setdefault("ring_ms", [])
@@ -482,6 +392,7 @@ async def ring_stream(
     async def worker() -> None:
         while time.perf_counter() < stop:
             caller = None
+            step = "hello"  # what the caller waits for (named in errors)
             try:
                 caller = await Peer.open(
                     f"{ws_url}?role=caller",
@@ -490,15 +401,18 @@ async def ring_stream(
                 await caller.expect("hello")
                 t0 = time.perf_counter()
                 await caller.send({"type": "call", "dialect": FAST})
+                step = "queued"
                 call_id = (await caller.expect("queued"))["call_id"]
+                step = f"connected ({call_id})"
                 await caller.expect("connected", timeout=max(5.0, stop - time.perf_counter() + 5))
                 ring_ms.append((agents.rang_at.pop(call_id) - t0) * 1000)
                 out.setdefault("server_ms", []).append(agents.waited.pop(call_id, 0.0) * 1000)
                 await asyncio.sleep(0.5)
                 await caller.send({"type": "hangup"})
-                await caller.expect("ended")
+                step = f"ended ({call_id})"
+                await caller.expect("ended", timeout=ended_timeout)
             except Exception as exc:
-                errors.append(f"ring stream: {type(exc).__name__}: {exc}"[:200])
+                errors.append(f"ring stream, waiting for {step}: {type(exc).__name__}: {exc}"[:200])
             finally:
                 if caller is not None:
                     await caller.close()
@@ -720,11 +634,6 @@ def seed_agents_named(data_dir: Path, count: int, dialects: list[str]) -> list[i
     bench_sessions(db, ids)
     db.close()
     return ids
-
-
-def caller_address(rng: random.Random) -> str:
-    """A simulated caller's own address, from the benchmarking range 198.18.0.0/15."""
-    return f"198.{18 + rng.getrandbits(1)}.{rng.getrandbits(8)}.{rng.getrandbits(8)}"
 
 
 def _r(value: float | None) -> float | None:
