@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CLUSTER = "cluster"  # "this node holds the line now"
 HEARTBEAT_EVERY, HEARTBEAT_TTL = 1.0, 3.0
 RPC_TIMEOUT = 5.0
+MAX_PENDING = 32  # frames a socket keeps while no node holds the line
 # What a session's URL query may carry to the holder (the rest stays on the front).
 QUERY_KEYS = ("role", "link", "rejoin", "lang", "token", "join")
 
@@ -236,6 +237,8 @@ class _Socket:
     conn: Conn
     query: dict[str, str]
     address: str
+    # Frames nobody received (the holder had just died): sent again to the next holder.
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Front:
@@ -282,12 +285,18 @@ class Front:
 
     async def _to_holder(self, message: dict[str, Any]) -> None:
         holder = self.holder
-        if holder is None:
-            return  # no holder yet: the session is opened when one announces itself
         if holder == self.node:
             self._on_back(message)
-        elif not await self.bus.publish(node_channel(holder), {**message, "from": self.node}):
-            log.warning("relay: the line's holder %s is unreachable", holder)
+            return
+        delivered: int | None = 0
+        if holder is not None:
+            delivered = await self.bus.deliver(node_channel(holder), {**message, "from": self.node})
+        if delivered == 0 and message["op"] == "frame":
+            # Nobody listens on the holder's channel: it has just died. Keep the frame (a
+            # hang-up, an offer) for whoever holds the line next (`holder_is`).
+            socket = self.sockets.get(message["sid"])
+            if socket is not None and len(socket.pending) < MAX_PENDING:
+                socket.pending.append(message)
 
     def _on_back(self, message: dict[str, Any], sender: str | None = None) -> None:
         """A socket's open, frame or close, run on this node's back (we hold the line)."""
@@ -360,8 +369,15 @@ class Front:
             query = dict(socket.query)
             if "resume_agent" in query:
                 query.pop("token", None)
-            message = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
-            loop.create_task(self._to_holder(message))
+            opening = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
+            pending, socket.pending = socket.pending, []
+            loop.create_task(self._reopen(opening, pending))
+
+    async def _reopen(self, opening: dict[str, Any], pending: list[dict[str, Any]]) -> None:
+        """A socket's session on the new holder, then the frames the old one never got."""
+        await self._to_holder(opening)
+        for message in pending:
+            await self._to_holder(message)
 
     async def became_holder(self, epoch: int) -> None:
         """This node won the line's lock (its switchboard is already restored)."""

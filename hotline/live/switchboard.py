@@ -134,6 +134,7 @@ class Switchboard:
         # Cluster mode: an agent whose socket went (their node died) keeps their call this
         # long while the console reconnects elsewhere; 0 (one node): the caller is requeued.
         self.agent_grace = 0.0
+        self._missed_ends: dict[int, dict[str, Any]] = {}  # agent id -> the `ended` they missed
 
     # ----------------------------------------------------------------- storage
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -233,12 +234,17 @@ class Switchboard:
             ),
             None,
         )
+        missed = self._missed_ends.pop(agent.id, None)
         if kept is not None:
             presence.call_id, presence.status = kept.call_id, routing.IN_CALL
+        elif missed is not None:  # their call ended while they were away: now wrap it up
+            presence.call_id, presence.status = missed["call_id"], routing.WRAP_UP
         self.hub.subscribe("agents", conn)
         if agent.role == "supervisor":
             self.hub.subscribe("wallboard", conn)
         conn.send(self._agent_hello(presence))
+        if missed is not None and kept is None:
+            conn.send(missed)
         if kept is not None and kept.state == CONNECTED:  # the caller is back already
             self._connect_parties(kept, rejoined=True)
             self._notify("resumed", kept)
@@ -386,8 +392,11 @@ class Switchboard:
         # the call over (the old page was told `replaced`): media restarts with the new page.
         if call.state in (HELD, CONNECTED) and call.agent_id is not None:
             call.state = CONNECTED
-            self._connect_parties(call, rejoined=True)
-            self._notify("resumed", call)
+            # Cluster mode: the agent's console may not be back yet (a failover); then media
+            # restarts when it is (agent_connected), so the caller's new offer is not lost.
+            if call.agent_id in self.agents:
+                self._connect_parties(call, rejoined=True)
+                self._notify("resumed", call)
         else:
             call.last_queue_msg = None
             self._send_queue_state(call)
@@ -780,9 +789,11 @@ class Switchboard:
             )
             call.caller.last_call_id = call.call_id
         if prior_agent is not None:
-            self._send_agent(
-                prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
-            )
+            told = {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
+            if prior_agent in self.agents:
+                self._send_agent(prior_agent, told)
+            elif self.agent_grace:  # their console is reconnecting (cluster): told on return
+                self._missed_ends[prior_agent] = told
             presence = self.agents.get(prior_agent)
             if presence is not None and presence.call_id == call.call_id:
                 self._set_agent_status(presence, routing.WRAP_UP)
