@@ -33,11 +33,14 @@ function insideWords(text) {
 export function appendPhrased(node, text, segmenter) {
   const inside = insideWords(text);
   let run = "";
+  let opened = false; // an opening bracket stays with the word after it: （可以不选）
   for (const part of segmenter.segment(text)) {
-    if (run && part.isWordLike && !inside.has(part.index)) {
+    const opening = /^\p{Ps}/u.test(part.segment);
+    if (run && (opening || (part.isWordLike && !opened)) && !inside.has(part.index)) {
       node.append(run, document.createElement("wbr"));
       run = "";
     }
+    opened = opening;
     run += part.segment;
   }
   if (run) node.append(run);
