@@ -300,6 +300,8 @@ class Serving:
         self.answered: list[str] = []  # call ids connected to this agent (not re-connections)
         self.ended: set[str] = set()
         self.hung_up: set[str] = set()
+        self.hung_up_at: dict[str, float] = {}
+        self.current = ""  # the call it was last connected to
         self.cancelled: set[str] = set()
         self.errors: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
@@ -327,6 +329,7 @@ class Serving:
                 self.log.append((time.monotonic(), self.label, call_id))
                 await self.client.send({"type": "accept", "call_id": call_id})
             elif kind == "connected":
+                self.current = call_id
                 if not msg.get("rejoined"):
                     self.answered.append(call_id)
                 asyncio.get_running_loop().create_task(self._hang_up_later(call_id))
@@ -350,6 +353,7 @@ class Serving:
         if call_id in self.hung_up or call_id in self.ended:
             return  # (connected again after the caller's rejoin: hung up once is enough)
         self.hung_up.add(call_id)
+        self.hung_up_at[call_id] = time.monotonic()
         with contextlib.suppress(Exception):
             await self.client.send({"type": "hangup", "call_id": call_id})
 
@@ -357,6 +361,22 @@ class Serving:
         if self.task is not None:
             self.task.cancel()
         await close_all([self.client])
+
+
+async def all_away(serving: list[Serving], t_kill: float) -> None:
+    """Wait until every serving agent is away; else fail saying where each one is stuck."""
+    try:
+        await async_wait_until(
+            lambda: all(s.status == "away" for s in serving), DEADLINE, "every agent away"
+        )
+    except AssertionError as exc:
+        stuck = [
+            f"{s.label}: {s.status}, call {s.current}, hung up at"
+            f" {s.hung_up_at.get(s.current, float('nan')) - t_kill:+.2f} s from the kill"
+            for s in serving
+            if s.status != "away"
+        ]
+        raise AssertionError(f"{exc}; stuck: {stuck}") from None
 
 
 def order_violations(
@@ -474,9 +494,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
         # Pause the agents: the line stands still, so places can be compared.
         for s in serving:
             await s.set("away")
-        await async_wait_until(
-            lambda: all(s.status == "away" for s in serving), DEADLINE, "agents away"
-        )
+        await all_away(serving, t_kill)
         waiting = [i for i in range(count) if ids[i] not in answered()]
         await until_positions(
             [callers[i] for i in waiting],
@@ -493,9 +511,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
         )
         for s in serving:
             await s.set("away")
-        await async_wait_until(
-            lambda: all(s.status == "away" for s in serving), DEADLINE, "agents away at the end"
-        )
+        await all_away(serving, t_kill)
 
         every = [ids[0], *(cid for s in serving for cid in s.answered)]
         assert sorted(every) == sorted(ids), "a caller answered twice, or never"
