@@ -271,8 +271,3 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def duration_seconds(path: Path) -> float:
-    with wave.open(str(path)) as w:
-        return w.getnframes() / float(w.getframerate())

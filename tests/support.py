@@ -187,3 +187,26 @@ async def connect_call(srv: ServerThread, agent_id: int, link: str) -> tuple[Cli
     await agent.send({"type": "accept", "call_id": ring["call_id"]})
     await caller.expect("connected")
     return agent, caller, ring["call_id"]
+
+
+def family_booking(srv: ServerThread, elder_id: int) -> tuple[int, str]:
+    """A family callback booked for the elder, due tomorrow: (its id, its manage link's token)."""
+    from hotline.callbacks.service import CallbackService
+    from hotline.db import callbacks as callbacks_db
+
+    now = time.time()
+    booking_id = callbacks_db.insert(
+        srv.db,
+        {
+            "code": callbacks_db.new_code(srv.db),
+            "kind": "family",
+            "status": "booked",
+            "elder_id": elder_id,
+            "dialect": "cmn",
+            "due_at": now + 86400,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    svc = CallbackService(srv.db, srv.cfg, signer=srv.services.signer)
+    return booking_id, svc.manage_token(callbacks_db.get(srv.db, booking_id))

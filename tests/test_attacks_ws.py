@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from hotline.db import agents as agents_db
 from hotline.db import callbacks as callbacks_db
 from hotline.db import elders as elders_db
-from tests.support import SLOW, Client, ServerThread, connect_call
+from tests.support import SLOW, Client, ServerThread, async_wait_until, connect_call
 from tests.support import test_config as config_for
 from tests.web_client import WebClient
 
@@ -53,13 +53,6 @@ async def caller_from(srv: ServerThread, address: str, link: str = "") -> Client
     )
 
 
-async def until(check: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout * SLOW
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 def count_calls(srv: ServerThread) -> int:
     return int(srv.db.query_one("SELECT COUNT(*) FROM calls")[0])
 
@@ -73,7 +66,7 @@ def test_caller_flood_from_one_address_does_not_push_an_elder_back(srv: ServerTh
     async def scenario() -> tuple[int, list[str]]:
         flood = [await caller_from(srv, "198.51.100.1") for _ in range(7)]
         for c in flood:
-            await until(lambda c=c: c.seen)
+            await async_wait_until(lambda c=c: c.seen, 10, "a first message")
         opened = [c for c in flood if c.seen[0]["type"] == "hello"]
         refused = [c for c in flood if c.seen[0]["type"] == "error"]
         assert len(opened) == 4 and len(refused) == 3
@@ -124,7 +117,7 @@ def test_anonymous_callback_request_is_refused_and_the_entry_expires(srv: Server
         assert err["code"] == "no_phone"
         await c.close()
         call_id = queued["call_id"]
-        await until(lambda: call_id not in srv.switchboard.calls)  # gone past the window
+        await async_wait_until(lambda: call_id not in srv.switchboard.calls, 10, "past the window")
         return call_id
 
     call_id = run(srv, scenario())
@@ -146,19 +139,26 @@ def test_aborted_calls_make_one_abandoned_task_per_elder(srv: ServerThread) -> N
             await c.send({"type": "call"})
             queued = await c.expect("queued")
             await c.close()  # vanishes while waiting
-            await until(lambda q=queued: q["call_id"] not in srv.switchboard.calls)
-            await until(
+            await async_wait_until(
+                lambda q=queued: q["call_id"] not in srv.switchboard.calls, 10, "the call gone"
+            )
+            await async_wait_until(
                 lambda q=queued: (
                     srv.db.query_one("SELECT outcome FROM calls WHERE id = ?", (q["call_id"],))[
                         "outcome"
                     ]
                     == "abandoned"
-                )
+                ),
+                10,
+                "the call stored as abandoned",
             )
-        await until(lambda: callbacks_db.open_of_kind(srv.db, elder.id, "abandoned") is not None)
+        await async_wait_until(
+            lambda: callbacks_db.open_of_kind(srv.db, elder.id, "abandoned") is not None,
+            10,
+            "the abandoned task",
+        )
 
     run(srv, scenario())
-    time.sleep(0)  # the task writes are awaited by the polls above
     rows = srv.db.query(
         "SELECT COUNT(*) FROM callbacks WHERE elder_id = ? AND kind = 'abandoned'", (elder.id,)
     )

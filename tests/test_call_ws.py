@@ -25,6 +25,9 @@ from tests.support import test_config as config_for
 
 _names = itertools.count(1)
 
+# A minimal offer for messages the server relays between parties (checked, never negotiated).
+OFFER = {"kind": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 x\r\n"}
+
 
 # ----------------------------------------------------------------- helpers (shared)
 def add_agent(server: ServerThread, dialects: tuple[str, ...] = ("cmn",)) -> int:
@@ -108,6 +111,15 @@ async def connect_call(
     return queued["call_id"], queued["rejoin"]
 
 
+async def in_call(server: ServerThread, agent_id: int, link: str) -> tuple[Client, Client, str]:
+    """The agent signs in available, the elder with `link` taps, the agent answers:
+    (agent, caller, call_id), both connected."""
+    agent = await open_agent(server, agent_id)
+    caller = await open_caller(server, link)
+    call_id, _ = await connect_call(caller, agent)
+    return agent, caller, call_id
+
+
 async def quiet(client: Client, kind: str, seconds: float = 0.4) -> None:
     """Assert no message of `kind` arrives for a while (no ordering promise beyond that)."""
     with pytest.raises(TimeoutError):
@@ -138,6 +150,11 @@ def answered_row(server: ServerThread, call_id: str) -> dict[str, Any]:
 def live(server: ServerThread, fn: Callable[[], Any]) -> Any:
     """Read switchboard state on its own loop."""
     return server.run(fn)
+
+
+def state_of(server: ServerThread, call_id: str) -> str:
+    """The live call's state, read on the switchboard's loop."""
+    return live(server, lambda: server.switchboard.calls[call_id].state)
 
 
 async def away(server: ServerThread, call_id: str) -> None:

@@ -4,7 +4,6 @@ blank, shortcuts work, and the console's own floor (text >= 16 px, targets >= 32
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,11 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from tests.a11y import problems
 from tests.browser import browser, login, make_wav, screenshot
-from tests.support import SLOW
+from tests.support import SLOW, wait_until
 
 pytestmark = pytest.mark.browser
 
 CONSOLE_FLOOR = {"min_text": 16, "min_target": 32, "min_contrast": 4.5}
-
-
-def wait_until(check: Any, what: str, seconds: float = 10) -> Any:
-    """Poll `check()` until it is truthy (with a deadline)."""
-    deadline = time.monotonic() + seconds * SLOW
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def camera_live(page: Any) -> bool:
@@ -61,9 +49,9 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
         assert problems(agent, **CONSOLE_FLOOR) == []
         assert not camera_live(agent)  # camera off between calls
         agent.click("#preview")
-        wait_until(lambda: camera_live(agent), "the preview camera")
+        wait_until(lambda: camera_live(agent), 10, "the preview camera")
         agent.click("#preview")
-        wait_until(lambda: not camera_live(agent), "the preview to stop")
+        wait_until(lambda: not camera_live(agent), 10, "the preview to stop")
         agent.click("#available")
         agent.wait_for_selector("#status[data-status=available]")
         screenshot(agent, "console-idle")
@@ -144,7 +132,7 @@ def test_console_resets_between_calls_and_fits(server, tmp_path: Path) -> None:
             ".gp"
         )
         assert agent.is_hidden(".meter")
-        wait_until(lambda: not camera_live(agent), "the camera to go off after the call")
+        wait_until(lambda: not camera_live(agent), 10, "the camera to go off after the call")
         assert agent.get_attribute("#timers", "data-kind") == "wrap"
         # The wrap-up: entirely in view, nothing pre-selected, a lasting confirmation.
         box = agent.locator("#wrapup form").bounding_box()

@@ -16,7 +16,6 @@ from hotline.db import (
     calls,
     elders,
     guidance,
-    line,
     open_database,
     photos,
     reports,
@@ -30,7 +29,7 @@ from tests.engines import present
 FILLED = {
     "agents", "elders", "links", "calls", "call_events", "audit_log", "login_failures",
     "sessions", "guidance_answers", "shifts", "callbacks", "callback_attempts", "wrapups",
-    "transcripts", "script_settings", "line_entries", "agent_states", "line_counters",
+    "transcripts", "script_settings",
     "card_failures", "elder_photos",
 }  # fmt: skip
 
@@ -75,9 +74,9 @@ def populate(db: Database) -> dict[str, object]:
     audit.record(db, "sue", "transcript.read", "call-00")
     elders.record_card_failure(db, "10.0.0.9", t0)
     photos.add(db, zhang.id, "photos/zhang.jpg", "image/jpeg", "sue", True)
-    line.agent_login(db, ann.id, ("cmn",), "node-a")
-    line.arrive(db, "waiting-1", "cmn", t0, 0, "node-a")
-    line.arrive(db, "waiting-2", "cmn", t0, 0, "node-a")
+    for n in (1, 2):  # callers still waiting: the line a node restores from `calls`
+        calls.create(db, f"waiting-{n}", elder_id=zhang.id, dialect="cmn", kind="inbound",
+                     arrived_at=t0 + n, rejoin_hash=f"h{n}", priority=0)  # fmt: skip
     return {"link": link.token, "booking": bid, "elder": zhang.id}
 
 
@@ -106,7 +105,7 @@ def test_copy_moves_every_table_verified_and_refuses_a_second_time(
 
     assert cli.main(["db", "copy", "--to", pg_url]) == 0
     out = capsys.readouterr().out
-    assert '"copied":' in out and "calls: 30 rows, 3 spot-checked" in out
+    assert '"copied":' in out and "calls: 32 rows, 3 spot-checked" in out
 
     target = open_database(pg_url)
     for name in found:  # counts, independently of the command's own check
@@ -121,16 +120,17 @@ def test_copy_moves_every_table_verified_and_refuses_a_second_time(
     assert calls.events(target, "call-00") == calls.events(source, "call-00")
     assert transcripts.lines(target, "call-00") == transcripts.lines(source, "call-00")
     assert agents.check_password(target, "ann", "pw") is not None
-    # The line keeps its places, and the next arrival continues after them.
-    assert line.positions(target) == {"waiting-1": 1, "waiting-2": 2}
-    assert line.arrive(target, "waiting-3", "cmn", time.time(), 0, "node-b").place == 3.0
+    # The waiting line (open calls, in arrival order) is the same on the copy.
+    waiting = [c["id"] for c in calls.open_calls(target)]
+    assert waiting[-2:] == ["waiting-1", "waiting-2"]
+    assert waiting == [c["id"] for c in calls.open_calls(source)]
     # Identity sequences moved past the copied ids: new rows get fresh ones.
     assert agents.add(target, "new", "pw", ["cmn"]).id == 3
 
     # A second copy into the now non-empty target is refused and changes nothing.
     assert cli.main(["db", "copy", "--to", pg_url]) == 1
     assert "not empty" in capsys.readouterr().err
-    assert present(target.query_one("SELECT COUNT(*) FROM calls"))[0] == 30
+    assert present(target.query_one("SELECT COUNT(*) FROM calls"))[0] == 32
 
 
 def test_db_migrate_on_postgresql_then_nothing_to_do(

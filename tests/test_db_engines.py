@@ -19,7 +19,6 @@ from hotline.db import (
     elders,
     guidance,
     history,
-    line,
     photos,
     reports,
     sessions,
@@ -39,7 +38,7 @@ COVERED = {
     " shared_wrapup_for",
     "calls": "create rang answered ended requeued event get events recent_handle_seconds"
     " open_calls close_interrupted flag_fraud rate in_call_with",
-    "elders": "add get by_card_code all_elders new_link get_link links_of revoke_link"
+    "elders": "add get get_many by_card_code all_elders new_link get_link links_of revoke_link"
     " rotate_card_code lengthen_card_codes record_card_failure card_failures",
     "guidance": "record_answer answers",
     "reports": "ping calls_between arrivals_between alerts_between guidance_answers_between"
@@ -50,10 +49,6 @@ COVERED = {
     "call_flow": "add_hold transferred transfer_abandoned consult_started",
     "history": "past_calls calls_since fraud_flags open_callbacks",
     "photos": "add latest older_than delete",
-    # Run on memory, SQLite and PostgreSQL by tests/test_line_store.py.
-    "line": "db_now arrive get waiting positions agent_login agent agents set_available reserve"
-    " reserve_next accept decline expire wrap finish requeue_at_head leave move_node try_job_lock"
-    " away_unless_on",
 }
 
 
@@ -103,6 +98,7 @@ def test_agents_elders_links_sessions_audit(store: Database) -> None:
 
     e = elders.add(store, "张阿姨", phone="13812345678", hard_of_hearing=True)
     assert elders.get(store, e.id) == e and e.hard_of_hearing
+    assert elders.get_many(store, {e.id, 999}) == {e.id: e} and elders.get_many(store, set()) == {}
     assert elders.by_card_code(store, e.card_code) == e
     assert [x.id for x in elders.all_elders(store)] == [e.id]
     link = elders.new_link(store, e.id, auto_start=True, expires_at=time.time() + 60)
@@ -174,7 +170,10 @@ def test_calls_events_reports_transcripts_guidance(store: Database) -> None:
     assert calls.in_call_with(store, ann.id, e.id)
     calls.requeued(store, "c3", "agent_dropped", t0 + 11)
     assert present(calls.get(store, "c3"))["answered_at"] is None
-    assert [c["id"] for c in calls.open_calls(store)] == ["c2", "c3"]
+    calls.event(store, "c2", "callback_requested", {}, at=t0 + 12)
+    assert [(c["id"], c["callback_requested"]) for c in calls.open_calls(store)] == [
+        ("c2", True), ("c3", False),
+    ]  # fmt: skip
     assert calls.close_interrupted(store, t0 + 20) == 2 and calls.open_calls(store) == []
 
     assert reports.ping(store)
@@ -311,9 +310,8 @@ def test_an_existing_sqlite_site_migrates_in_place(tmp_path, monkeypatch) -> Non
     monkeypatch.undo()
     site = Database(path)  # the same file, this version
     assert site.migrate() == [name for name, _ in every[5:]]
-    assert "0009_cluster_line.sql" in [name for name, _ in every[5:]]
+    assert "0010_drop_cluster_line.sql" in [name for name, _ in every[5:]]
     assert elders.get(site, elder.id) == elder
-    assert line.positions(site) == {}  # the new tables are there, empty
     site.close()
 
 

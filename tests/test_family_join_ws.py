@@ -10,19 +10,19 @@ from urllib.parse import urlsplit
 from websockets.exceptions import InvalidStatus
 
 from hotline.db import calls as calls_db
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, family_booking
 from tests.test_call_ws import (
+    OFFER,
     add_agent,
     add_link,
     call_row,
     connect_call,
+    in_call,
     open_agent,
     open_caller,
     open_client,
     run,
 )
-
-OFFER = {"kind": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 x\r\n"}
 
 
 def family_url(server: ServerThread, link_url: str) -> str:
@@ -100,9 +100,7 @@ def test_join_link_dies_with_the_call_and_bad_tokens_are_refused(server: ServerT
     link = add_link(server)
 
     async def scenario() -> None:
-        agent = await open_agent(server, agent_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, agent)
+        agent, caller, call_id = await in_call(server, agent_id, link)
         await agent.send({"type": "family_link", "call_id": call_id})
         url = family_url(server, (await agent.expect("family_link"))["url"])
         await caller.send({"type": "hangup"})
@@ -131,32 +129,14 @@ def test_unknown_role_is_still_refused(server: ServerThread) -> None:
 
 def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> None:
     import re
-    import time
 
-    from hotline.callbacks.service import CallbackService
-    from hotline.db import callbacks as callbacks_db
     from hotline.db import elders as elders_db
     from hotline.web import create_app
 
     agent_id = add_agent(server)
     link = add_link(server)
     elder_id = elders_db.get_link(server.db, link).elder_id
-    now = time.time()
-    booking_id = callbacks_db.insert(
-        server.db,
-        {
-            "code": callbacks_db.new_code(server.db),
-            "kind": "family",
-            "status": "booked",
-            "elder_id": elder_id,
-            "dialect": "cmn",
-            "due_at": now + 86400,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    svc = CallbackService(server.db, server.cfg, signer=server.services.signer)
-    token = svc.manage_token(callbacks_db.get(server.db, booking_id))
+    _, token = family_booking(server, elder_id)
     web = create_app(server.services).test_client()
 
     def press_join() -> Any:
@@ -169,9 +149,7 @@ def test_family_joins_from_the_bookings_manage_page(server: ServerThread) -> Non
     assert not_now.status_code == 409 and "不在通话中" in not_now.get_data(as_text=True)
 
     async def scenario() -> None:
-        agent = await open_agent(server, agent_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, agent)
+        agent, caller, call_id = await in_call(server, agent_id, link)
         import asyncio
 
         r = await asyncio.to_thread(press_join)
@@ -191,11 +169,8 @@ def test_family_member_reconnects_to_the_new_agent_after_a_transfer(server: Serv
     link, busy_link = add_link(server), add_link(server)
 
     async def scenario() -> None:
-        first = await open_agent(server, first_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, first)
-        second = await open_agent(server, second_id)
-        other_call, _ = await connect_call(await open_caller(server, busy_link), second)
+        first, caller, call_id = await in_call(server, first_id, link)
+        second, _, other_call = await in_call(server, second_id, busy_link)
         await first.send({"type": "family_link", "call_id": call_id})
         url = family_url(server, (await first.expect("family_link", call_id=call_id))["url"])
         family: Client = await open_client(url)

@@ -15,12 +15,13 @@ from tests.test_call_ws import (
     add_link,
     call_row,
     connect_call,
-    live,
+    in_call,
     make_server,
     open_agent,
     open_caller,
     quiet,
     run,
+    state_of,
 )
 
 
@@ -29,19 +30,13 @@ def hold_server(tmp_path: Path) -> Iterator[ServerThread]:
     yield from make_server(tmp_path, hold_reminder_seconds=0.5 * SLOW)
 
 
-def state_of(server: ServerThread, call_id: str) -> str:
-    return live(server, lambda: server.switchboard.calls[call_id].state)
-
-
 def test_hold_remind_resume_and_recorded(hold_server: ServerThread) -> None:
     server = hold_server
     agent_id = add_agent(server)
     link = add_link(server)
 
     async def scenario() -> str:
-        agent = await open_agent(server, agent_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, agent)
+        agent, caller, call_id = await in_call(server, agent_id, link)
         await agent.send({"type": "hold", "call_id": call_id})
         told = await caller.expect("on_hold", call_id=call_id)
         assert told["text"] == "请稍等，客服马上回来。" and told["again"] is False
@@ -78,9 +73,7 @@ def test_hang_up_on_hold_ends_the_call_and_keeps_the_hold_time(server: ServerThr
     link = add_link(server)
 
     async def scenario() -> str:
-        agent = await open_agent(server, agent_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, agent)
+        agent, caller, call_id = await in_call(server, agent_id, link)
         await agent.send({"type": "hold", "call_id": call_id})
         await agent.expect("on_hold", call_id=call_id)
         await caller.send({"type": "hangup"})

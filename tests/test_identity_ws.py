@@ -18,6 +18,7 @@ from tests.test_call_ws import (
     add_link,
     call_row,
     connect_call,
+    in_call,
     make_server,
     open_agent,
     open_caller,
@@ -100,9 +101,7 @@ def test_challenge_answered_after_it_expired(quick_server: ServerThread) -> None
     link = add_link(server)
 
     async def scenario() -> None:
-        agent = await open_agent(server, agent_id)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, agent)
+        agent, caller, call_id = await in_call(server, agent_id, link)
         await agent.send({"type": "identity_challenge", "call_id": call_id})
         digits = (await caller.expect("identity_challenge", call_id=call_id))["digits"]
         await agent.expect("identity_expired", call_id=call_id)

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from hotline import photos
-from hotline.callbacks.service import CallbackService
 from hotline.db import audit
-from hotline.db import callbacks as callbacks_db
 from hotline.db import elders as elders_db
 from hotline.db import photos as photos_db
 from hotline.web import create_app
-from tests.support import ServerThread
+from tests.support import ServerThread, family_booking
 from tests.test_call_ws import add_agent, connect_call, open_agent, open_caller, run
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -49,22 +46,7 @@ def test_family_adds_agent_in_the_call_sees_others_do_not(server: ServerThread) 
     nosy_name = agents_db.get(server.db, add_agent(server)).username
     elder = elders_db.add(server.db, "王奶奶", dialect="cmn")
     link = elders_db.new_link(server.db, elder.id).token
-    now = time.time()
-    booking_id = callbacks_db.insert(
-        server.db,
-        {
-            "code": callbacks_db.new_code(server.db),
-            "kind": "family",
-            "status": "booked",
-            "elder_id": elder.id,
-            "dialect": "cmn",
-            "due_at": now + 86400,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    svc = CallbackService(server.db, server.cfg, signer=server.services.signer)
-    token = svc.manage_token(callbacks_db.get(server.db, booking_id))
+    booking_id, token = family_booking(server, elder.id)
     family = create_app(server.services).test_client()
     page = family.get(f"/family/b/{token}").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]

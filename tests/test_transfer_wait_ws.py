@@ -5,24 +5,28 @@ the head of the normal line, the elder told. A warm transfer to a busy target is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
 from hotline import transfer as rules
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
-from tests.support import SLOW, async_wait_until
+from tests.support import SLOW, ServerThread, async_wait_until
 from tests.test_call_ws import (
     add_agent,
     add_link,
     call_row,
-    connect_call,
+    in_call,
     live,
     make_server,
-    open_agent,
     open_caller,
     receive,
     run,
+    state_of,
     tap,
 )
-from tests.test_transfer_ws import state_of
 
 
 def test_cold_transfer_waits_for_a_busy_agent_then_rings_them_first(server) -> None:
@@ -30,12 +34,9 @@ def test_cold_transfer_waits_for_a_busy_agent_then_rings_them_first(server) -> N
     link, busy_link, later_link = add_link(server), add_link(server), add_link(server)
 
     async def scenario() -> str:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         transcripts_db.add_line(server.db, call_id, "caller", "cmn", {"text": "我要退款"})
-        b = await open_agent(server, target)
-        other_id, _ = await connect_call(await open_caller(server, busy_link), b)
+        b, _, other_id = await in_call(server, target, busy_link)
         # Warm needs the colleague now: refused, nothing changes.
         warm = {"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": target}
         await a.send({**warm, "mode": "warm"})
@@ -86,42 +87,37 @@ def test_cold_transfer_waits_for_a_busy_agent_then_rings_them_first(server) -> N
     assert kinds.index("transfer_target_free") < kinds.index("transfer_done")
 
 
-def test_transfer_wait_expires_to_the_head_of_the_line(tmp_path) -> None:
-    gen = make_server(tmp_path, transfer_wait_seconds=0.5 * SLOW)
-    server = next(gen)
-    try:
-        first, yue = add_agent(server), add_agent(server, ("yue",))
-        link, yue_link, later_link = add_link(server), add_link(server, "yue"), add_link(server)
+@pytest.fixture
+def short_wait_server(tmp_path: Path) -> Iterator[ServerThread]:
+    yield from make_server(tmp_path, transfer_wait_seconds=0.5 * SLOW)
 
-        async def scenario() -> None:
-            a = await open_agent(server, first)
-            caller = await open_caller(server, link)
-            call_id, _ = await connect_call(caller, a)
-            y = await open_agent(server, yue)
-            await connect_call(await open_caller(server, yue_link), y)
-            await a.send(
-                {"type": "transfer", "call_id": call_id, "to": "dialect", "dialect": "yue"}
-            )
-            await a.expect("transfer_waiting", call_id=call_id)
-            await caller.expect("on_hold", call_id=call_id)
-            later = await open_caller(server, later_link)
-            later_id = (await tap(later))["call_id"]
-            # Nobody who speaks Cantonese came free in time: back, first in line, told.
-            told = await caller.expect("transfer_failed", call_id=call_id)
-            assert "最前面" in told["text"] and told["say"]
-            back = await caller.expect("requeued", call_id=call_id)
-            assert back["reason"] == "transfer_wait_expired"
-            assert live(server, lambda: server.switchboard.line.position(call_id)) == 1
-            assert live(server, lambda: server.switchboard.line.position(later_id)) == 2
-            # The next free agent gets the elder before the caller who came later.
-            await a.send({"type": "ready"})
-            ring = await a.expect("ring")
-            assert ring["call_id"] == call_id
 
-        run(scenario())
-        # The call's timeline says what happened.
-    finally:
-        next(gen, None)
+def test_transfer_wait_expires_to_the_head_of_the_line(short_wait_server: ServerThread) -> None:
+    server = short_wait_server
+    first, yue = add_agent(server), add_agent(server, ("yue",))
+    link, yue_link, later_link = add_link(server), add_link(server, "yue"), add_link(server)
+
+    async def scenario() -> None:
+        a, caller, call_id = await in_call(server, first, link)
+        await in_call(server, yue, yue_link)
+        await a.send({"type": "transfer", "call_id": call_id, "to": "dialect", "dialect": "yue"})
+        await a.expect("transfer_waiting", call_id=call_id)
+        await caller.expect("on_hold", call_id=call_id)
+        later = await open_caller(server, later_link)
+        later_id = (await tap(later))["call_id"]
+        # Nobody who speaks Cantonese came free in time: back, first in line, told.
+        told = await caller.expect("transfer_failed", call_id=call_id)
+        assert "最前面" in told["text"] and told["say"]
+        back = await caller.expect("requeued", call_id=call_id)
+        assert back["reason"] == "transfer_wait_expired"
+        assert live(server, lambda: server.switchboard.line.position(call_id)) == 1
+        assert live(server, lambda: server.switchboard.line.position(later_id)) == 2
+        # The next free agent gets the elder before the caller who came later.
+        await a.send({"type": "ready"})
+        ring = await a.expect("ring")
+        assert ring["call_id"] == call_id
+
+    run(scenario())
 
 
 def test_caller_hangs_up_while_waiting_for_the_target(server) -> None:
@@ -129,11 +125,8 @@ def test_caller_hangs_up_while_waiting_for_the_target(server) -> None:
     link, busy_link = add_link(server), add_link(server)
 
     async def scenario() -> str:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
-        b = await open_agent(server, target)
-        other_id, _ = await connect_call(await open_caller(server, busy_link), b)
+        a, caller, call_id = await in_call(server, first, link)
+        b, _, other_id = await in_call(server, target, busy_link)
         await a.send({"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": target})
         await a.expect("transfer_waiting", call_id=call_id)
         await caller.send({"type": "hangup"})
@@ -196,11 +189,8 @@ def test_declined_after_the_wait_goes_to_the_head_of_the_line(server) -> None:
     link, busy_link = add_link(server), add_link(server)
 
     async def scenario() -> None:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
-        b = await open_agent(server, target)
-        other_id, _ = await connect_call(await open_caller(server, busy_link), b)
+        a, caller, call_id = await in_call(server, first, link)
+        b, _, other_id = await in_call(server, target, busy_link)
         await a.send({"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": target})
         await a.expect("transfer_waiting", call_id=call_id)
         await b.send({"type": "hangup", "call_id": other_id})

@@ -6,24 +6,30 @@ Every bad request gets a typed error and changes nothing."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from hotline import transfer as rules
 from hotline.db import agents as agents_db
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import HotlineError
-from tests.support import ServerThread
+from tests.support import SLOW, ServerThread
 from tests.test_call_ws import (
+    OFFER,
     add_agent,
     add_link,
     call_row,
-    connect_call,
+    in_call,
     live,
+    make_server,
     open_agent,
-    open_caller,
     quiet,
     receive,
     run,
+    state_of,
 )
 
 _n = itertools.count(1)
@@ -36,18 +42,12 @@ def add_supervisor(server: ServerThread) -> int:
     ).id
 
 
-def state_of(server: ServerThread, call_id: str) -> str:
-    return live(server, lambda: server.switchboard.calls[call_id].state)
-
-
 def test_cold_transfer_to_a_named_agent(server: ServerThread) -> None:
     first, second = add_agent(server), add_agent(server, ("cmn", "yue"))
     link = add_link(server)
 
     async def scenario() -> str:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         transcripts_db.add_line(server.db, call_id, "caller", "cmn", {"text": "我要退款"})
         b = await open_agent(server, second)
         await a.send({"type": "transfer_targets"})
@@ -113,9 +113,7 @@ def test_escalation_to_supervisor_and_dialect_transfer(server: ServerThread) -> 
     link = add_link(server)
 
     async def scenario() -> None:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         s = await open_agent(server, boss)
         y = await open_agent(server, yue)
         await a.send({"type": "transfer", "call_id": call_id, "to": "dialect", "dialect": "yue"})
@@ -143,32 +141,26 @@ def test_escalation_to_supervisor_and_dialect_transfer(server: ServerThread) -> 
     run(scenario())
 
 
-def test_transfer_rings_out_and_returns(tmp_path) -> None:
-    from tests.support import SLOW
-    from tests.test_call_ws import make_server
+@pytest.fixture
+def quick_ring_server(tmp_path: Path) -> Iterator[ServerThread]:
+    yield from make_server(tmp_path, ring_timeout_seconds=0.5 * SLOW)
 
-    gen = make_server(tmp_path, ring_timeout_seconds=0.5 * SLOW)
-    server = next(gen)
-    try:
-        first, second = add_agent(server), add_agent(server)
-        link = add_link(server)
 
-        async def scenario() -> None:
-            a = await open_agent(server, first)
-            caller = await open_caller(server, link)
-            call_id, _ = await connect_call(caller, a)
-            await open_agent(server, second)
-            await a.send(
-                {"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": second}
-            )
-            failed = await a.expect("transfer_failed", call_id=call_id)
-            assert failed["reason"] == "no_answer"
-            await caller.expect("transfer_failed", call_id=call_id)
-            assert state_of(server, call_id) == "connected"
+def test_transfer_rings_out_and_returns(quick_ring_server: ServerThread) -> None:
+    server = quick_ring_server
+    first, second = add_agent(server), add_agent(server)
+    link = add_link(server)
 
-        run(scenario())
-    finally:
-        next(gen, None)
+    async def scenario() -> None:
+        a, caller, call_id = await in_call(server, first, link)
+        await open_agent(server, second)
+        await a.send({"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": second})
+        failed = await a.expect("transfer_failed", call_id=call_id)
+        assert failed["reason"] == "no_answer"
+        await caller.expect("transfer_failed", call_id=call_id)
+        assert state_of(server, call_id) == "connected"
+
+    run(scenario())
 
 
 def test_bad_transfers_change_nothing(server: ServerThread) -> None:
@@ -176,12 +168,9 @@ def test_bad_transfers_change_nothing(server: ServerThread) -> None:
     link, link2 = add_link(server), add_link(server)
 
     async def scenario() -> None:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         # A busy colleague (in a call of their own) and one who is signed in but away.
-        b = await open_agent(server, busy)
-        await connect_call(await open_caller(server, link2), b)
+        b, _, _ = await in_call(server, busy, link2)
         o = await open_agent(server, other, available=False)
         cases = [
             ({"to": "agent", "agent_id": offline}, "agent_offline"),
@@ -226,9 +215,7 @@ def test_hang_up_while_transferring_stops_the_target_ringing(server: ServerThrea
     link = add_link(server)
 
     async def scenario() -> None:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         b = await open_agent(server, second)
         await a.send({"type": "transfer", "call_id": call_id, "to": "agent", "agent_id": second})
         await b.expect("ring", call_id=call_id)
@@ -264,12 +251,9 @@ def test_pick_rules() -> None:
 def test_warm_transfer_agents_talk_first(server: ServerThread) -> None:
     first, second, other = add_agent(server), add_agent(server), add_agent(server)
     link = add_link(server)
-    offer = {"kind": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 x\r\n"}
 
     async def scenario() -> str:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         b = await open_agent(server, second)
         o = await open_agent(server, other, available=False)
         await a.send({"type": "complete_transfer", "call_id": call_id})
@@ -286,7 +270,7 @@ def test_warm_transfer_agents_talk_first(server: ServerThread) -> None:
         )
         ring = await b.expect("ring", call_id=call_id)
         assert ring["transfer"]["mode"] == "warm"
-        await a.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        await a.send({"type": "consult_signal", "call_id": call_id, "data": OFFER})
         await a.expect("error", code="not_consulting")  # not before the target answers
         await b.send({"type": "accept_transfer", "call_id": call_id})
         mine = await a.expect("consult", call_id=call_id)
@@ -296,10 +280,10 @@ def test_warm_transfer_agents_talk_first(server: ServerThread) -> None:
         await receive(b, "status", status="in_call")
         assert state_of(server, call_id) == "transferring"  # the elder still waits
         # The agents' own connection: relayed between the two of them only.
-        await a.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        await a.send({"type": "consult_signal", "call_id": call_id, "data": OFFER})
         got = await b.expect("consult_signal", call_id=call_id)
         assert got["data"]["kind"] == "offer"
-        await o.send({"type": "consult_signal", "call_id": call_id, "data": offer})
+        await o.send({"type": "consult_signal", "call_id": call_id, "data": OFFER})
         await o.expect("error", code="not_your_call")
         await a.send({"type": "consult_signal", "call_id": call_id, "data": {"sdp": "nope"}})
         await a.expect("error", code="bad_sdp")
@@ -326,9 +310,7 @@ def test_warm_transfer_cancelled_during_the_consultation(server: ServerThread) -
     link = add_link(server)
 
     async def scenario() -> None:
-        a = await open_agent(server, first)
-        caller = await open_caller(server, link)
-        call_id, _ = await connect_call(caller, a)
+        a, caller, call_id = await in_call(server, first, link)
         b = await open_agent(server, second)
         await a.send(
             {

@@ -49,10 +49,6 @@ class BookingRequest:
     contact: str
     lang: str
 
-    @property
-    def contact_is_email(self) -> bool:
-        return "@" in self.contact
-
 
 def normalize_phone(raw: str) -> str | None:
     """Digits of a phone number (a leading + kept), or None if it is not one."""

@@ -39,6 +39,7 @@ class Bus(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, channel: str, message: dict[str, Any]) -> bool: ...
+    async def deliver(self, channel: str, message: dict[str, Any]) -> int | None: ...
     def subscribe(self, channel: str, handler: Handler) -> None: ...
     def on_reconnect(self, hook: Hook) -> None: ...
     async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool: ...
@@ -92,11 +93,19 @@ class InProcessBus:
             self.hub.buses.remove(self)
 
     async def publish(self, channel: str, message: dict[str, Any]) -> bool:
-        payload = json.loads(json.dumps(message))  # same shape as over the wire
-        for bus in list(self.hub.buses):
-            for handler in bus._handlers.get(channel, ()):
-                await _call(handler, payload)
+        await self.deliver(channel, message)
         return True
+
+    async def deliver(self, channel: str, message: dict[str, Any]) -> int | None:
+        """Publish; returns how many nodes were subscribed to the channel."""
+        payload = json.loads(json.dumps(message))  # same shape as over the wire
+        nodes = 0
+        for bus in list(self.hub.buses):
+            handlers = list(bus._handlers.get(channel, ()))
+            nodes += bool(handlers)
+            for handler in handlers:
+                await _call(handler, payload)
+        return nodes
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
@@ -248,13 +257,17 @@ class RedisBus:
 
     async def publish(self, channel: str, message: dict[str, Any]) -> bool:
         """Send to every node subscribed to `channel`; False (never an exception) if Redis is down."""
+        return await self.deliver(channel, message) is not None
+
+    async def deliver(self, channel: str, message: dict[str, Any]) -> int | None:
+        """Publish; returns how many nodes were subscribed (0: nobody listens there, e.g. a
+        node that just died), None if Redis could not be reached."""
         try:
             data = json.dumps(message, ensure_ascii=False)
-            await _bounded(self._redis.publish(self._key("ch", channel), data))
-            return True
+            return int(await _bounded(self._redis.publish(self._key("ch", channel), data)))
         except Exception as exc:
             log.debug("bus: publish on %s failed: %s", channel, exc)
-            return False
+            return None
 
     async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool:
         """This node is alive for `ttl` seconds more (a key that expires on its own)."""
@@ -390,6 +403,10 @@ class PgNotifyBus:
                 self._connected = False
                 await asyncio.sleep(self.RETRY)
 
+    async def deliver(self, channel: str, message: dict[str, Any]) -> int | None:
+        """Publish; PostgreSQL does not say who listened (None), 0 if it failed."""
+        return None if await self.publish(channel, message) else 0
+
     async def publish(self, channel: str, message: dict[str, Any]) -> bool:
         """NOTIFY on the channel; a relay batch too big for one payload goes as several."""
         try:
@@ -451,9 +468,15 @@ class FallbackBus:
         await self.pg.close()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> bool:
-        if self.redis.connected and await self.redis.publish(channel, message):
-            return True
-        return await self.pg.publish(channel, message)
+        return await self.deliver(channel, message) != 0
+
+    async def deliver(self, channel: str, message: dict[str, Any]) -> int | None:
+        """How many nodes got it by Redis; None (unknown) by PostgreSQL; 0 if neither worked."""
+        if self.redis.connected:
+            nodes = await self.redis.deliver(channel, message)
+            if nodes is not None:
+                return nodes
+        return await self.pg.deliver(channel, message)
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self.redis.subscribe(channel, handler)

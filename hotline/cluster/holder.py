@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 
 from hotline.db.postgres import SINGLE_NODE_LOCK
@@ -42,6 +43,7 @@ class LineLock:
         self.check_every = check_every
         self.on_lost = on_lost or _fence
         self.held = False
+        self.epoch = 0
         self._conn: object | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -73,8 +75,13 @@ class LineLock:
                 with contextlib.suppress(Exception):
                     await conn.close()
                 continue
+            # A number that only grows, cluster-wide: which holder is the newer one, when a
+            # dead holder's last heartbeat has not expired yet.
+            cur = await conn.execute("SELECT txid_current()")
+            row = await cur.fetchone()
+            self.epoch = int(row[0]) if row else 0
             self._conn, self.held = conn, True
-            log.info("line lock: this node now holds the line")
+            log.info("line lock: this node now holds the line (epoch %d)", self.epoch)
             await became_holder()
             await self._watch(conn)
             return
@@ -106,6 +113,12 @@ class LineLock:
 
 
 def _fence() -> None:
-    """Another node may hold the line now: two switchboards must never run, so stop here."""
+    """Another node may hold the line now: two switchboards must never run, so stop here.
+
+    `hotline serve` starts itself afresh (same process id, same settings): it comes back as a
+    front and waits for the lock like any other node. Anything else exits (status 3)."""
     logging.shutdown()
+    if sys.argv[1:2] == ["serve"]:
+        with contextlib.suppress(OSError):
+            os.execv(sys.executable, [sys.executable, "-m", "hotline", *sys.argv[1:]])
     os._exit(FENCED_EXIT)

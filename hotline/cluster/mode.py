@@ -30,7 +30,6 @@ class ClusterMode:
         self.lock = LineLock(cfg.database_url)
         self.back = Back(live, self.node, Outbox(self.bus))
         self.front = Front(self.node, self.bus, self.back)
-        self.front.is_holder = lambda: self.lock.held
         live.front = self.front
         switchboard.agent_grace = cfg.rejoin_seconds
         # What HTTP handlers on any node ask of the live side, answered by the holder.
@@ -56,7 +55,7 @@ class ClusterMode:
 
         async def became_holder() -> None:
             await prepare()
-            await self.front.became_holder()
+            await self.front.became_holder(self.lock.epoch)
             log.info("cluster node %s holds the line", self.node)
 
         await self.lock.acquire(became_holder)

@@ -25,7 +25,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from hotline.cluster.bus import Bus
-from hotline.live.hub import Conn
+from hotline.live.hub import Conn, json_text
 from hotline.live.messages import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CLUSTER = "cluster"  # "this node holds the line now"
 HEARTBEAT_EVERY, HEARTBEAT_TTL = 1.0, 3.0
 RPC_TIMEOUT = 5.0
+MAX_PENDING = 32  # frames a socket keeps while no node holds the line
 # What a session's URL query may carry to the holder (the rest stays on the front).
 QUERY_KEYS = ("role", "link", "rejoin", "lang", "token", "join")
 
@@ -99,8 +100,7 @@ class BusConn(Conn):
 
     def send(self, message: dict[str, Any]) -> None:
         if not self.closed:
-            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-            self._outbox.push(self.node, ["t", self.sid, text])
+            self._outbox.push(self.node, ["t", self.sid, json_text(message)])
 
     def send_json(self, text: str) -> None:
         if not self.closed:
@@ -237,6 +237,8 @@ class _Socket:
     conn: Conn
     query: dict[str, str]
     address: str
+    # Frames nobody received (the holder had just died): sent again to the next holder.
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Front:
@@ -247,12 +249,12 @@ class Front:
         self.bus = bus
         self.back = back
         self.holder: str | None = None
+        self.epoch = 0  # the holder's epoch (holder.py): a newer holder always wins
         self.sockets: dict[str, _Socket] = {}
         self._rpc_ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._missing: dict[str, float] = {}  # node -> since when it has not beaten
-        self.is_holder: Callable[[], bool] = lambda: False
         bus.subscribe(node_channel(node), self._on_message)
         bus.subscribe(CLUSTER, self._on_cluster)
 
@@ -283,12 +285,18 @@ class Front:
 
     async def _to_holder(self, message: dict[str, Any]) -> None:
         holder = self.holder
-        if holder is None:
-            return  # no holder yet: the session is opened when one announces itself
         if holder == self.node:
             self._on_back(message)
-        elif not await self.bus.publish(node_channel(holder), {**message, "from": self.node}):
-            log.warning("relay: the line's holder %s is unreachable", holder)
+            return
+        delivered: int | None = 0
+        if holder is not None:
+            delivered = await self.bus.deliver(node_channel(holder), {**message, "from": self.node})
+        if delivered == 0 and message["op"] == "frame":
+            # Nobody listens on the holder's channel: it has just died. Keep the frame (a
+            # hang-up, an offer) for whoever holds the line next (`holder_is`).
+            socket = self.sockets.get(message["sid"])
+            if socket is not None and len(socket.pending) < MAX_PENDING:
+                socket.pending.append(message)
 
     def _on_back(self, message: dict[str, Any], sender: str | None = None) -> None:
         """A socket's open, frame or close, run on this node's back (we hold the line)."""
@@ -342,36 +350,50 @@ class Front:
                 socket.query["resume_session"] = str(item[3] or "")
 
     # ----------------------------------------------------------------- holder changes
+    def is_holder(self) -> bool:
+        """Whether this node serves the line (from the end of its restore, not the lock)."""
+        return self.holder == self.node
+
     async def _on_cluster(self, message: dict[str, Any]) -> None:
         if message.get("op") == "holder":
-            self.holder_is(str(message["node"]))
+            self.holder_is(str(message["node"]), int(message.get("epoch", 0)))
 
-    def holder_is(self, node: str) -> None:
+    def holder_is(self, node: str, epoch: int) -> None:
         """The line is held by `node` now: open every socket's session there again."""
-        if node == self.holder:
-            return
+        if node == self.holder or epoch < self.epoch:
+            return  # the same holder, or an older one whose last heartbeat is still live
         log.info("relay: the line is held by %s; reopening %d sockets", node, len(self.sockets))
-        self.holder = node
+        self.holder, self.epoch = node, epoch
         loop = asyncio.get_running_loop()
         for sid, socket in list(self.sockets.items()):
             query = dict(socket.query)
             if "resume_agent" in query:
                 query.pop("token", None)
-            message = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
-            loop.create_task(self._to_holder(message))
+            opening = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
+            pending, socket.pending = socket.pending, []
+            loop.create_task(self._reopen(opening, pending))
 
-    async def became_holder(self) -> None:
+    async def _reopen(self, opening: dict[str, Any], pending: list[dict[str, Any]]) -> None:
+        """A socket's session on the new holder, then the frames the old one never got."""
+        await self._to_holder(opening)
+        for message in pending:
+            await self._to_holder(message)
+
+    async def became_holder(self, epoch: int) -> None:
         """This node won the line's lock (its switchboard is already restored)."""
-        self.holder_is(self.node)
-        await self.bus.heartbeat(HEARTBEAT_TTL, {"holder": True})
-        await self.bus.publish(CLUSTER, {"op": "holder", "node": self.node})
+        self.holder_is(self.node, epoch)
+        await self.bus.heartbeat(HEARTBEAT_TTL, self._beat_info())
+        await self.bus.publish(CLUSTER, {"op": "holder", "node": self.node, "epoch": epoch})
+
+    def _beat_info(self) -> dict[str, Any]:
+        return {"holder": True, "epoch": self.epoch} if self.is_holder() else {}
 
     async def _beat(self) -> None:
         """Beat; learn the holder from the others' beats (a missed announcement); and, on
         the holder, end the sessions of nodes that stopped beating."""
         while True:
             holder = self.is_holder()
-            await self.bus.heartbeat(HEARTBEAT_TTL, {"holder": holder})
+            await self.bus.heartbeat(HEARTBEAT_TTL, self._beat_info())
             live = await self.bus.live_nodes() if self.bus.connected else {}
             if not live:
                 self._missing.clear()  # nothing known (Redis away): nobody is declared gone
@@ -379,9 +401,12 @@ class Front:
                 if holder:
                     self._end_silent_nodes(set(live))
                 else:
-                    held = [n for n, info in live.items() if info.get("holder")]
-                    if held and held[0] != self.holder:
-                        self.holder_is(held[0])
+                    held = [
+                        (info.get("epoch", 0), n) for n, info in live.items() if info.get("holder")
+                    ]
+                    if held:
+                        epoch, node = max(held)
+                        self.holder_is(node, int(epoch))
             await asyncio.sleep(HEARTBEAT_EVERY)
 
     def _end_silent_nodes(self, live: set[str]) -> None:

@@ -105,12 +105,16 @@ def recent_handle_seconds(db: Database, limit: int = 50) -> list[float]:
 
 
 def open_calls(db: Database) -> list[dict[str, Any]]:
-    """Calls left open (waiting callers are restored from these), oldest arrival first."""
+    """Calls left open (waiting callers are restored from these), oldest arrival first, each
+    with whether the caller asked to be called back (one query however long the line)."""
     # Ties (equal arrival times) break by insertion on SQLite; PostgreSQL has no rowid.
-    order = "arrived_at, rowid" if db.dialect == "sqlite" else "arrived_at, id"
-    return [
-        dict(r) for r in db.query(f"SELECT * FROM calls WHERE ended_at IS NULL ORDER BY {order}")
-    ]
+    order = "c.arrived_at, c.rowid" if db.dialect == "sqlite" else "c.arrived_at, c.id"
+    rows = db.query(
+        "SELECT c.*, EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.id"
+        " AND e.kind = 'callback_requested') AS callback_requested"
+        f" FROM calls c WHERE c.ended_at IS NULL ORDER BY {order}"
+    )
+    return [{**dict(r), "callback_requested": bool(r["callback_requested"])} for r in rows]
 
 
 def close_interrupted(db: Database, at: float) -> int:

@@ -134,6 +134,7 @@ _INSERT_TABLE = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 
 
+@lru_cache(maxsize=2048)  # asked on every statement (PostgreSQL), like `query`
 def insert_table(sql: str) -> str | None:
     """The table an INSERT without RETURNING writes to (to hand back its new id), else None."""
     m = _INSERT_TABLE.match(sql)

@@ -103,6 +103,15 @@ def get(db: Database, elder_id: int) -> Elder | None:
     return _elder(row) if row else None
 
 
+def get_many(db: Database, elder_ids: set[int]) -> dict[int, Elder]:
+    """Several elders by id in one query (restoring a long line after a failover)."""
+    if not elder_ids:
+        return {}
+    marks = ", ".join("?" for _ in elder_ids)
+    rows = db.query(f"SELECT * FROM elders WHERE id IN ({marks})", tuple(sorted(elder_ids)))
+    return {r["id"]: _elder(r) for r in rows}
+
+
 def by_card_code(db: Database, code: str) -> Elder | None:
     row = db.query_one("SELECT * FROM elders WHERE card_code = ?", (code,))
     return _elder(row) if row else None

@@ -58,7 +58,7 @@ class LiveGuidance:
             raise Forbidden("no guidance in this call", code="no_guidance")
         row = apply_message(session, msg, "caller")
         if row is not None:
-            self.sb._store_later(guidance_db.record_answer, call.call_id, row.to_row())
+            self.sb.store_later(guidance_db.record_answer, call.call_id, row.to_row())
         self.publish(call)
 
     def _agents_call(self, agent_id: int | None) -> LiveCall:

@@ -86,11 +86,6 @@ class _Lines:
             start, line = hit, hit
         return line + 1
 
-    def find_value(self, value: str) -> int | None:
-        """1-based line of the first line containing `= "value"`, or None."""
-        pattern = re.compile(rf"=\s*[\"']{re.escape(value)}[\"']")
-        return next((i + 1 for i, ln in enumerate(self.lines) if pattern.search(ln)), None)
-
 
 class _Checker:
     """Validates one parsed file, collecting every error rather than stopping at the first."""

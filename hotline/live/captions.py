@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.asr.events import CaptionEvent
+from hotline.asr.events import CaptionEvent, CaptionStatus
 from hotline.asr.service import CaptionFeed, CaptionService
 from hotline.asr.transcriber import CaptionsUnavailable
 from hotline.db import calls as calls_db
@@ -109,29 +109,11 @@ class LiveCaptions:
                 call_id=call.call_id,
             )
         except CaptionsUnavailable as exc:
-            self._on_caption(
-                call.call_id,
-                speaker,
-                {
-                    "type": "captions_status",
-                    "state": "off",
-                    "dialect": dialect,
-                    "reason": exc.reason,
-                },
-            )
+            self._captions_off(call.call_id, speaker, dialect, exc.reason)
             return
         if stream.sample_rate != 16000:
             stream.close()
-            self._on_caption(
-                call.call_id,
-                speaker,
-                {
-                    "type": "captions_status",
-                    "state": "off",
-                    "dialect": dialect,
-                    "reason": "unsupported_rate",
-                },
-            )
+            self._captions_off(call.call_id, speaker, dialect, "unsupported_rate")
             return
         state.streams[speaker] = stream
         key = (call.call_id, speaker)
@@ -150,6 +132,10 @@ class LiveCaptions:
             if len(candidates) >= 2:
                 sink = self._detecting_sink(call, candidates, timed_feed)
         self.sb.gateway.set_sink(call.call_id, speaker, sink)
+
+    def _captions_off(self, call_id: str, speaker: str, dialect: str, reason: str) -> None:
+        off = CaptionStatus(type="captions_status", state="off", dialect=dialect, reason=reason)
+        self._on_caption(call_id, speaker, off)
 
     # ----------------------------------------------------------------- dialect detection
     def detection_candidates(self, preferred: str) -> list[str]:
@@ -199,7 +185,7 @@ class LiveCaptions:
         agent = self.sb.agents.get(call.agent_id or 0)
         if agent is not None:
             agent.conn.send(guess)
-        self.sb._store_later(calls_db.event, call_id, "dialect_guess", guess)
+        self.sb.record_event(call_id, "dialect_guess", guess)
         if detection.best and detection.best != state.caller_dialect:
             state.caller_dialect = detection.best
             stream = state.streams.get("caller")
@@ -228,7 +214,7 @@ class LiveCaptions:
         if event["type"] == "caption" and event.get("kind") == "final":
             self._observe_latency(call_id, speaker, event)
             dialect = state.caller_dialect if speaker == "caller" else state.agent_dialect
-            self.sb._store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
+            self.sb.store_later(transcripts_db.add_line, call_id, speaker, dialect, event)
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
             # Other domains read finals too (the identity check listens for spoken digits).
@@ -257,10 +243,10 @@ class LiveCaptions:
 
     def _alerts(self, call: LiveCall, state: CallCaptions, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
-            self.sb._store_later(calls_db.event, call.call_id, "alert", alert)
+            self.sb.record_event(call.call_id, "alert", alert)
             if alert.get("category") == "fraud" and not state.fraud:
                 state.fraud = True
-                self.sb._store_later(calls_db.flag_fraud, call.call_id)
+                self.sb.store_later(calls_db.flag_fraud, call.call_id)
         if alerts:
             log.info("call %s: %d alert(s) heard", call.call_id, len(alerts))
 
@@ -302,7 +288,7 @@ class LiveCaptions:
             stream.switch(dialect)
         elif self.sb.gateway.leg(call.call_id, "caller") is not None:
             self._open(call, "caller")
-        self.sb._store_later(calls_db.event, call.call_id, "caption_dialect", {"dialect": dialect})
+        self.sb.record_event(call.call_id, "caption_dialect", {"dialect": dialect})
         self._send_state(call)
 
     def _agent_toggle(self, ctx: Context, msg: dict[str, Any]) -> None:

@@ -16,13 +16,12 @@ from hotline import history
 from hotline.db import Database, audit
 from hotline.db import history as history_db
 from hotline.errors import Forbidden
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import LiveCall, Switchboard
 
 log = logging.getLogger(__name__)
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 FULL_HISTORY = 200  # calls in a full history (an elder calling daily for half a year)
 
 
@@ -66,14 +65,7 @@ class LiveContext:
         try:
             elder_id = call.elder.id if call.elder else None
             if elder_id is not None:
-                # On the live side's single writer, in order with the call's other writes.
-                await self.sb.store(
-                    audit.record,
-                    f"agent:{agent_id}",
-                    "history_read",
-                    f"elder:{elder_id}",
-                    f"call:{call.call_id} card",
-                )
+                await self._audit_read(agent_id, elder_id, call.call_id, "card")
             card = await asyncio.to_thread(
                 read_card, self.sb.db, call.elder, call.call_id, time.time()
             )
@@ -84,6 +76,16 @@ class LiveContext:
                 )
         except Exception:
             log.exception("call %s: context card failed", call.call_id)
+
+    async def _audit_read(self, agent_id: int, elder_id: int, call_id: str, what: str) -> None:
+        # On the live side's single writer, in order with the call's other writes.
+        await self.sb.store(
+            audit.record,
+            f"agent:{agent_id}",
+            "history_read",
+            f"elder:{elder_id}",
+            f"call:{call_id} {what}",
+        )
 
     async def _history(self, ctx: Context, msg: dict[str, Any]) -> None:
         """The full history of the elder of the agent's current (or just ended) call."""
@@ -97,13 +99,7 @@ class LiveContext:
         elder_id = latest[1]
         calls: list[dict[str, Any]] = []
         if elder_id is not None:
-            await self.sb.store(
-                audit.record,
-                f"agent:{agent_id}",
-                "history_read",
-                f"elder:{elder_id}",
-                f"call:{msg['call_id']} full",
-            )
+            await self._audit_read(agent_id, elder_id, msg["call_id"], "full")
             rows = await asyncio.to_thread(
                 history_db.past_calls,
                 self.sb.db,

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.config import Config
-from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFound
 from hotline.live.hub import Conn
-from hotline.live.messages import Spec, check_signal_data
+from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import LIVE, LiveCall, Switchboard
 from hotline.tokens import digest, new_secret
 
 log = logging.getLogger(__name__)
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 FAMILY_SIGNAL: Spec = {
     "to": (str, False, 8),
     "data": (dict, True, 0),
@@ -100,7 +98,7 @@ class LiveFamily:
         token = new_secret()
         self.joins[digest(token)] = Join(call.call_id, time.time())
         self.by_call[call.call_id] = digest(token)
-        self.sb.store_later(_event, call.call_id, "family_link", {"by": by})
+        self.sb.record_event(call.call_id, "family_link", {"by": by})
         return f"{self.cfg.public_base_url.rstrip('/')}/j/{token}"
 
     # ----------------------------------------------------------------- the family page
@@ -129,7 +127,7 @@ class LiveFamily:
         )
         for party in PARTIES:
             self._send(call, party, {"type": "family_joined", "call_id": call.call_id})
-        self.sb.store_later(_event, call.call_id, "family_joined", {})
+        self.sb.record_event(call.call_id, "family_joined", {})
         return True
 
     def _usable(self, token: str) -> tuple[Join, LiveCall]:
@@ -154,7 +152,7 @@ class LiveFamily:
         if call is not None:
             for party in PARTIES:
                 self._send(call, party, {"type": "family_left", "call_id": call.call_id})
-            self.sb.store_later(_event, call.call_id, "family_left", {})
+            self.sb.record_event(call.call_id, "family_left", {})
 
     def _leave(self, ctx: Context, msg: dict[str, Any]) -> None:
         ctx.conn.close(code=1000, reason="left")
@@ -216,7 +214,3 @@ class LiveFamily:
             if join is not None and join.conn is not None:
                 join.conn.send({"type": "agent_changed", "call_id": call.call_id})
                 self._send(call, "agent", {"type": "family_joined", "call_id": call.call_id})
-
-
-def _event(db: Any, call_id: str, kind: str, detail: dict[str, Any]) -> None:
-    calls_db.event(db, call_id, kind, detail)

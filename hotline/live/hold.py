@@ -20,12 +20,11 @@ from hotline.config import Config
 from hotline.db import call_flow
 from hotline.errors import Conflict
 from hotline.i18n import t
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, ON_HOLD, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 SAY_WAIT = "hold.say_wait"
 
 

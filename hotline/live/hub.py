@@ -40,6 +40,16 @@ def text_frame(data: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + data
 
 
+def json_text(message: dict[str, Any]) -> str:
+    """The message as compact JSON that encodes to UTF-8 (lone surrogates escaped, not fatal)."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":"))
+    return text
+
+
 class Conn:
     """One websocket client as the live side sees it.
 
@@ -164,10 +174,15 @@ class Hub:
                 del self._topics[topic]
 
     def publish(self, topic: str, message: dict[str, Any]) -> int:
-        """Send to every subscriber of `topic` (on the loop); returns how many."""
+        """Send to every subscriber of `topic` (on the loop); returns how many.
+
+        Encoded once for all of them (consoles get a line summary twice a second), then sent
+        as text, which sockets here and relayed ones (cluster/relay.py's BusConn) both take."""
         conns = self._topics.get(topic, ())
-        for conn in list(conns):
-            conn.send(message)
+        if conns:
+            text = json_text(message)
+            for conn in list(conns):
+                conn.send_json(text)
         return len(conns)
 
     def publish_threadsafe(self, topic: str, message: dict[str, Any]) -> None:

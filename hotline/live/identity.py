@@ -17,15 +17,13 @@ from typing import Any
 
 from hotline import identity
 from hotline.config import Config
-from hotline.db import calls as calls_db
 from hotline.errors import BadMessage, Conflict
 from hotline.i18n import t
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID, Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, LiveCall, Switchboard
 from hotline.prompts import Prompts
 
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 RESULT: Spec = {
     "call_id": (str, True, 64),
     "outcome": (str, True, 16),
@@ -70,7 +68,7 @@ class LiveIdentity:
             seconds, self._expire, call.call_id, challenge
         )
         self.challenges[call.call_id] = challenge
-        self.sb.store_later(_event, call.call_id, "identity_challenge", {})
+        self.sb.record_event(call.call_id, "identity_challenge", {})
         say = self.prompts.url(call.lang, call.dialect, SAY) if self.prompts else ""
         call.caller.send(
             {
@@ -119,7 +117,7 @@ class LiveIdentity:
             challenge.passed = True
             if challenge.timer is not None:
                 challenge.timer.cancel()
-            self.sb.store_later(_event, call.call_id, "identity_spoken", {"passed": True})
+            self.sb.record_event(call.call_id, "identity_spoken", {"passed": True})
             self._finish_on_caller(call)
         if call.agent_id is not None:
             self.sb.send_agent(
@@ -152,9 +150,5 @@ class LiveIdentity:
         if outcome != "verified" and not reason:
             raise BadMessage("say why", code="missing_field")
         detail = {"outcome": outcome, "reason": reason, "agent_id": ctx.agent_id}
-        self.sb.store_later(_event, call.call_id, "identity", detail)
+        self.sb.record_event(call.call_id, "identity", detail)
         ctx.conn.send({"type": "identity_recorded", "call_id": call.call_id, **detail})
-
-
-def _event(db: Any, call_id: str, kind: str, detail: dict[str, Any]) -> None:
-    calls_db.event(db, call_id, kind, detail)

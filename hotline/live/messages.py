@@ -19,7 +19,8 @@ Spec = dict[str, tuple[type | tuple[type, ...], bool, int]]
 
 _SIGNAL: Spec = {"call_id": (str, False, 64), "data": (dict, True, 0)}
 _TAP: Spec = {"call_id": (str, False, 64), "sdp": (str, True, MAX_SDP)}
-_CALL_ID: Spec = {"call_id": (str, True, 64)}
+# The one field of most plug-in messages (hold, transfer, history, ...): routes share it.
+CALL_ID: Spec = {"call_id": (str, True, 64)}
 
 # Messages each role may send.
 CALLER: dict[str, Spec] = {
@@ -32,9 +33,9 @@ CALLER: dict[str, Spec] = {
 }
 AGENT: dict[str, Spec] = {
     "status": {"status": (str, True, 16)},
-    "accept": _CALL_ID,
-    "decline": _CALL_ID,
-    "hangup": _CALL_ID,
+    "accept": CALL_ID,
+    "decline": CALL_ID,
+    "hangup": CALL_ID,
     "ready": {},
     "signal": _SIGNAL,
     "tap_offer": _TAP,

@@ -14,11 +14,9 @@ from typing import Any
 from hotline.db import audit
 from hotline.errors import Forbidden, NotFound
 from hotline.live.hub import Conn
-from hotline.live.messages import Spec
+from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import Switchboard
-
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 
 
 def topic(call_id: str) -> str:
@@ -60,7 +58,7 @@ class Monitoring:
                 "agent_id": call.agent_id,
             }
         )
-        self.sb._notify("monitored", call)
+        self.sb.notify("monitored", call)
 
     def _unmonitor(self, ctx: Context, msg: dict[str, Any]) -> None:
         call_id = self.watching.pop(ctx.conn, None)

@@ -134,6 +134,7 @@ class Switchboard:
         # Cluster mode: an agent whose socket went (their node died) keeps their call this
         # long while the console reconnects elsewhere; 0 (one node): the caller is requeued.
         self.agent_grace = 0.0
+        self._missed_ends: dict[int, dict[str, Any]] = {}  # agent id -> the `ended` they missed
 
     # ----------------------------------------------------------------- storage
     async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -159,7 +160,10 @@ class Switchboard:
         self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
         await self._load_shifts()
         now = self.clock()
-        for row in await self._store(calls_db.open_calls):
+        rows = await self._store(calls_db.open_calls)
+        elder_ids = {r["elder_id"] for r in rows if r["elder_id"] is not None}
+        elders = await self._store(elders_db.get_many, elder_ids)
+        for row in rows:
             answered = row["answered_at"] is not None
             keep = not answered or (keep_answered and row["agent_id"] is not None)
             if not keep or not row["rejoin_hash"]:
@@ -167,9 +171,7 @@ class Switchboard:
                     calls_db.ended, row["id"], outcome="interrupted", ended_by="server", at=now
                 )
                 continue
-            elder = None
-            if row["elder_id"] is not None:
-                elder = await self._store(elders_db.get, row["elder_id"])
+            elder = elders.get(row["elder_id"]) if row["elder_id"] is not None else None
             call = LiveCall(
                 call_id=row["id"],
                 dialect=row["dialect"],
@@ -179,8 +181,7 @@ class Switchboard:
                 elder=elder,
                 priority=row["priority"],
             )
-            events = await self._store(calls_db.events, call.call_id)
-            call.callback_requested = any(e["kind"] == "callback_requested" for e in events)
+            call.callback_requested = row["callback_requested"]
             self.calls[call.call_id] = call
             self._by_rejoin[call.rejoin_hash] = call.call_id
             if answered:  # both parties come back to a held call
@@ -233,12 +234,17 @@ class Switchboard:
             ),
             None,
         )
+        missed = self._missed_ends.pop(agent.id, None)
         if kept is not None:
             presence.call_id, presence.status = kept.call_id, routing.IN_CALL
+        elif missed is not None:  # their call ended while they were away: now wrap it up
+            presence.call_id, presence.status = missed["call_id"], routing.WRAP_UP
         self.hub.subscribe("agents", conn)
         if agent.role == "supervisor":
             self.hub.subscribe("wallboard", conn)
         conn.send(self._agent_hello(presence))
+        if missed is not None and kept is None:
+            conn.send(missed)
         if kept is not None and kept.state == CONNECTED:  # the caller is back already
             self._connect_parties(kept, rejoined=True)
             self._notify("resumed", kept)
@@ -386,8 +392,11 @@ class Switchboard:
         # the call over (the old page was told `replaced`): media restarts with the new page.
         if call.state in (HELD, CONNECTED) and call.agent_id is not None:
             call.state = CONNECTED
-            self._connect_parties(call, rejoined=True)
-            self._notify("resumed", call)
+            # Cluster mode: the agent's console may not be back yet (a failover); then media
+            # restarts when it is (agent_connected), so the caller's new offer is not lost.
+            if call.agent_id in self.agents:
+                self._connect_parties(call, rejoined=True)
+                self._notify("resumed", call)
         else:
             call.last_queue_msg = None
             self._send_queue_state(call)
@@ -780,9 +789,11 @@ class Switchboard:
             )
             call.caller.last_call_id = call.call_id
         if prior_agent is not None:
-            self._send_agent(
-                prior_agent, {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
-            )
+            told = {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
+            if prior_agent in self.agents:
+                self._send_agent(prior_agent, told)
+            elif self.agent_grace:  # their console is reconnecting (cluster): told on return
+                self._missed_ends[prior_agent] = told
             presence = self.agents.get(prior_agent)
             if presence is not None and presence.call_id == call.call_id:
                 self._set_agent_status(presence, routing.WRAP_UP)
@@ -1125,6 +1136,11 @@ class Switchboard:
     async def store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a write on the single writer (after the call's queued writes) and wait for it."""
         return await self._store(fn, *args, **kwargs)
+
+    def record_event(self, call_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """Queue an event on the call's timeline, stamped now (not when the writer gets to it,
+        which would put it after an explicitly timed event queued later)."""
+        self._store_later(calls_db.event, call_id, kind, detail, at=self.clock())
 
     def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a write on the single writer (in order with the call's other writes)."""

@@ -38,7 +38,7 @@ from hotline.db import audit, call_flow
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Conflict, Forbidden
 from hotline.i18n import t
-from hotline.live.messages import Spec, check_signal_data
+from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import (
     CONNECTED,
@@ -67,7 +67,6 @@ CONSULT_SIGNAL: Spec = {
     "call_id": (str, True, 64),
     "data": (dict, True, 0),
 }
-CALL_ID: Spec = {"call_id": (str, True, 64)}
 SAY_TRANSFERRING = "transfer.say_transferring"
 SAY_FAILED = "transfer.say_failed"
 SAY_WAITING = "transfer.say_waiting"

@@ -6,7 +6,9 @@ The agents' JSON API for callbacks and wrap-ups is a nested blueprint from
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -182,13 +184,23 @@ def _manage_path(svc: CallbackService, booking: Booking, **params: str) -> str:
     return f"/family/b/{svc.manage_token(booking)}?{query}"
 
 
-def _open(token: str) -> Booking:
-    return callback_service().open_manage(token)
-
-
 def _message(exc: BookingError) -> Any:
     text = t(g.lang, exc.key, **exc.values)
     return render_template("family_message.html", message=text, code=exc.code), exc.status
+
+
+def _with_booking(view: Callable[[Booking, str], Any]) -> Callable[[str], Any]:
+    """A manage-link page: the view gets the link's booking, or the family is told why not."""
+
+    @functools.wraps(view)
+    def page(token: str) -> Any:
+        try:
+            booking = callback_service().open_manage(token)
+        except BookingError as exc:
+            return _message(exc)
+        return view(booking, token)
+
+    return page
 
 
 def _manage_page(
@@ -242,12 +254,9 @@ def _link_ok(db: Database, token: str) -> bool:
 
 
 @bp.get("/family/b/<token>")
-def manage(token: str) -> Any:
+@_with_booking
+def manage(booking: Booking, token: str) -> Any:
     """The private manage page: status, change time, cancel, calendar file, shared summary."""
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
     done = request.args.get("done", "")
     notice = (
         t(g.lang, f"family.done_{done}") if done in ("rescheduled", "cancelled", "photo") else ""
@@ -256,12 +265,9 @@ def manage(token: str) -> Any:
 
 
 @bp.post("/family/b/<token>/join")
-def join_call(token: str) -> Any:
+@_with_booking
+def join_call(booking: Booking, token: str) -> Any:
     """The family member joins the elder's call in progress (as the agent's link would)."""
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
     url = services().family_join_link(booking.elder_id) if booking.elder_id else None
     if url is None:
         return _manage_page(booking, token, 409, error=t(g.lang, "family.join_not_in_call"))
@@ -269,11 +275,8 @@ def join_call(token: str) -> Any:
 
 
 @bp.post("/family/b/<token>/reschedule")
-def reschedule(token: str) -> Any:
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
+@_with_booking
+def reschedule(booking: Booking, token: str) -> Any:
     svc = callback_service()
     try:
         windows = parse_windows(request.form.getlist("slot"), svc.clock(), svc.tz)
@@ -284,11 +287,8 @@ def reschedule(token: str) -> Any:
 
 
 @bp.post("/family/b/<token>/cancel")
-def cancel(token: str) -> Any:
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
+@_with_booking
+def cancel(booking: Booking, token: str) -> Any:
     svc = callback_service()
     try:
         svc.cancel(booking)
@@ -298,22 +298,16 @@ def cancel(token: str) -> Any:
 
 
 @bp.post("/family/b/<token>/revoke")
-def revoke(token: str) -> Any:
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
+@_with_booking
+def revoke(booking: Booking, token: str) -> Any:
     callback_service().revoke_manage(booking)
     return render_template("family_message.html", message=t(g.lang, "family.done_revoked"), code="")
 
 
 @bp.get("/family/b/<token>/booking.ics")
-def ics(token: str) -> Any:
+@_with_booking
+def ics(booking: Booking, token: str) -> Any:
     """The booking as an RFC 5545 calendar file."""
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
     body = callback_service().ics(booking)
     return (
         body,
@@ -326,12 +320,9 @@ def ics(token: str) -> Any:
 
 
 @bp.get("/family/b/<token>/card.svg")
-def card(token: str) -> Any:
+@_with_booking
+def card(booking: Booking, token: str) -> Any:
     """The printable QR card of the one-tap link this booking created."""
-    try:
-        booking = _open(token)
-    except BookingError as exc:
-        return _message(exc)
     s = services()
     if not booking.new_link_token or not _link_ok(s.db, booking.new_link_token):
         return _message(BookingError("family.err_link_bad", status=404))
