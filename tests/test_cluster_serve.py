@@ -32,7 +32,7 @@ from tests.cluster_nodes import (
     tap,
 )
 from tests.engines import PostgresServer
-from tests.support import Client, async_wait_until, wait_until
+from tests.support import SLOW, Client, async_wait_until, wait_until
 
 DEADLINE = 60.0  # seconds (times SLOW) for anything to propagate across the nodes
 PASSWORD = "a-long-enough-password-1"
@@ -538,9 +538,10 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
 
 # ---------------------------------------------------------------------- failover window
 async def call_across(
-    cluster: Cluster, username: str, dialect: str
+    cluster: Cluster, username: str, dialect: str, *, stored: bool = True
 ) -> tuple[Client, Client, str, str]:
-    """An agent on one front and a caller on the other, talking: (agent, caller, call, holder)."""
+    """An agent on one front and a caller on the other, talking: (agent, caller, call, holder).
+    `stored`: return once the answer is in PostgreSQL (what a new holder restores from)."""
     holder = await asyncio.to_thread(cluster.wait_holder)
     fronts = [cluster[n] for n in ("a", "b", "c") if n != holder]
     cluster.add_agent(username, PASSWORD, [dialect])
@@ -550,6 +551,12 @@ async def call_across(
     call_id = (await tap(caller, dialect))["call_id"]
     await answer(agent, call_id)
     await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+    if stored:
+        await async_wait_until(
+            lambda: (calls_db.get(cluster.db, call_id) or {}).get("answered_at"),
+            DEADLINE,
+            "the answer to be stored",
+        )
     return agent, caller, call_id, holder
 
 
@@ -578,6 +585,26 @@ def test_a_hang_up_while_the_line_fails_over_is_not_lost(cluster: Cluster) -> No
     cluster.run(scenario())
 
 
+def test_a_call_answered_just_before_the_holder_dies_stays_answered(cluster: Cluster) -> None:
+    """Both parties were told `connected`; the holder dies a moment later. The new holder
+    must not put the caller back in line: the call goes on (both told `connected` again)."""
+
+    async def scenario() -> None:
+        agent, caller, call_id, holder = await call_across(cluster, "yue9", "yue", stored=False)
+        cluster.kill(holder)
+        seen = len(caller.seen)
+        again = await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+        assert again["rejoined"] is True
+        back_in_line = [m for m in caller.seen[seen:] if m.get("type") == "queue"]
+        assert back_in_line == [], back_in_line
+        await agent.expect("connected", timeout=DEADLINE, call_id=call_id)
+        await caller.send({"type": "hangup"})
+        await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await close_all([agent, caller])
+
+    cluster.run(scenario())
+
+
 def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None:
     """After the holder dies, the caller's page is told `connected` (rejoined) again and
     makes a new offer at once, as pages do: the agent (on another node) must receive it."""
@@ -600,9 +627,10 @@ def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None
 # ---------------------------------------------------------------------- PostgreSQL
 def test_postgresql_restarting_loses_no_place() -> None:
     """A cluster on a PostgreSQL of its own, restarted under it with callers waiting on every
-    node. While it is down no node is ready; the node that held the line stops itself (it
-    cannot know who holds the lock now) and its supervisor (here, the test) starts it again;
-    its callers rejoin elsewhere. Every place is kept, and the line is answered in order."""
+    node. While it is down no node is ready; the node that held the line lets go of it (it
+    cannot know who holds the lock now: it exits, and its supervisor, here the test, starts
+    it again, or it starts over in process); pages whose socket closed rejoin elsewhere.
+    Every place is kept, and the line is answered in order."""
     from hotline.cluster.holder import FENCED_EXIT
 
     pg = PostgresServer()
@@ -640,26 +668,41 @@ def _postgresql_restart(cluster: Cluster, pg: PostgresServer, fenced_exit: int) 
                 f"node {node.name} to report not ready without PostgreSQL",
             )
         await asyncio.to_thread(pg.start)
-        fenced = cluster[holder]
+        # The old holder cannot know who holds the lock now: it stops serving the line (by
+        # exiting, for its supervisor to start again, or by starting over in process).
         await asyncio.to_thread(
-            wait_until, lambda: not fenced.alive, READY_DEADLINE, f"the old holder {holder} to stop"
+            wait_until,
+            lambda: (
+                not cluster[holder].alive
+                or cluster.holder() not in (None, holder)
+                or cluster[holder].log_lines("lost the lock's connection")
+            ),
+            READY_DEADLINE,
+            f"the old holder {holder} to let go of the line",
         )
-        assert fenced.proc is not None and fenced.proc.returncode == fenced_exit, fenced.tail()
-        await asyncio.to_thread(cluster.restart, holder)  # as its supervisor would
+        if not cluster[holder].alive:
+            assert cluster[holder].proc.returncode == fenced_exit, cluster[holder].tail()  # type: ignore[union-attr]
+            await asyncio.to_thread(cluster.restart, holder)  # as its supervisor would
         for node in nodes:
             await asyncio.to_thread(node.wait_ready)
         await asyncio.to_thread(cluster.wait_holder)
 
-        # The old holder's callers lost their sockets: they rejoin on the other nodes.
-        others = [n for n in nodes if n.name != holder]
-        for i in range(9):
-            if nodes[i % 3].name == holder:
-                page, hello = await open_caller(others[i % 2], rejoin=queued[i]["rejoin"])
-                assert hello["rejoined"] is True and hello["call_id"] == ids[i], hello
-                callers[i] = page
-        await until_positions(callers, list(range(1, 10)), "the same 9 places after the restart")
+        # Pages whose socket closed (on the old holder) rejoin with their secret on the
+        # next node (as through the proxy); then every place must be as before.
+        async def rejoin_closed() -> None:
+            for i, c in enumerate(callers):
+                if c._task.done():
+                    page, hello = await open_caller(nodes[(i + 1) % 3], rejoin=queued[i]["rejoin"])
+                    assert hello["rejoined"] is True and hello["call_id"] == ids[i], hello
+                    callers[i] = page
 
-        if nodes[0].name == holder:  # the agent's console was on the old holder too
+        deadline = time.monotonic() + DEADLINE * SLOW
+        while positions(callers) != list(range(1, 10)) or any(c._task.done() for c in callers):
+            assert time.monotonic() < deadline, f"places after the restart: {positions(callers)}"
+            await rejoin_closed()
+            await asyncio.sleep(0.05)
+
+        if agent._task.done():  # the console was on the old holder too: it signs in again
             agent = await open_agent(nodes[1], web)
         await agent.send({"type": "status", "status": "available"})
         for i in range(9):  # one agent: strictly in line order
