@@ -302,6 +302,7 @@ class Serving:
         self.hung_up: set[str] = set()
         self.hung_up_at: dict[str, float] = {}
         self.current = ""  # the call it was last connected to
+        self.sent: list[dict[str, Any]] = []
         self.cancelled: set[str] = set()
         self.errors: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
@@ -319,7 +320,7 @@ class Serving:
     async def set(self, status: str) -> None:
         self.want = status
         if self.status in ("available", "away", ""):
-            await self.client.send({"type": "status", "status": status})
+            await self._send({"type": "status", "status": status})
 
     async def _run(self) -> None:
         while True:
@@ -327,7 +328,7 @@ class Serving:
             kind, call_id = msg.get("type"), msg.get("call_id", "")
             if kind == "ring":
                 self.log.append((time.monotonic(), self.label, call_id))
-                await self.client.send({"type": "accept", "call_id": call_id})
+                await self._send({"type": "accept", "call_id": call_id})
             elif kind == "connected":
                 self.current = call_id
                 if not msg.get("rejoined"):
@@ -336,7 +337,7 @@ class Serving:
             elif kind == "status":
                 self.status = msg["status"]
                 if self.status == "wrap_up":
-                    await self.client.send(
+                    await self._send(
                         {"type": "ready"}
                         if self.want == "available"
                         else {"type": "status", "status": "away"}
@@ -355,12 +356,20 @@ class Serving:
         self.hung_up.add(call_id)
         self.hung_up_at[call_id] = time.monotonic()
         with contextlib.suppress(Exception):
-            await self.client.send({"type": "hangup", "call_id": call_id})
+            await self._send({"type": "hangup", "call_id": call_id})
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        self.sent.append(msg)
+        await self.client.send(msg)
 
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
         await close_all([self.client])
+
+
+def _short(msg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in msg.items() if k not in ("say", "ice_servers", "at", "elder")}
 
 
 async def all_away(serving: list[Serving], t_kill: float) -> None:
@@ -372,7 +381,8 @@ async def all_away(serving: list[Serving], t_kill: float) -> None:
     except AssertionError as exc:
         stuck = [
             f"{s.label}: {s.status}, call {s.current}, hung up at"
-            f" {s.hung_up_at.get(s.current, float('nan')) - t_kill:+.2f} s from the kill"
+            f" {s.hung_up_at.get(s.current, float('nan')) - t_kill:+.2f} s from the kill;"
+            f" sent {s.sent[-4:]}; received {[_short(m) for m in s.client.seen[-6:]]}"
             for s in serving
             if s.status != "away"
         ]
@@ -438,12 +448,13 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
 
         # The victim's agent answers the first caller (on another node) and is still talking
         # when its node dies.
+        log: list[tuple[float, str, str]] = []  # every ring: (time, agent, call)
         await consoles[2].send({"type": "status", "status": "available"})
         await answer(consoles[2], ids[0])
+        log.append((time.monotonic(), names[2], ids[0]))
         await callers[0].expect("connected", timeout=DEADLINE, call_id=ids[0])
 
         # The surge: agents on the first two nodes take calls.
-        log: list[tuple[float, str, str]] = []
         serving = [Serving(names[i], consoles[i], log, talk=0.3) for i in range(2)]
         for s in serving:
             s.start()
