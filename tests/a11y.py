@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def problems(
 # and punctuation) that fits the element's width must sit on one line (做好了, 没找到, 不满意
 # are phrases); a longer phrase may wrap, but never inside a word of Intl.Segmenter.
 BROKEN_WORDS_JS = """
-(selector) => {
+([selector, whole]) => {
   const found = [];
   const seg = new Intl.Segmenter(document.documentElement.lang || 'zh', {granularity: 'word'});
   const punct = /[\\s\\p{P}\\p{S}]/u;
@@ -119,11 +120,13 @@ BROKEN_WORDS_JS = """
         start = i + 1;
       }
     }
-    // words of long phrases
-    for (const w of seg.segment(text)) {
-      if (!w.isWordLike) continue;
-      const a = w.index, b = w.index + w.segment.length - 1;
-      if (lineOf[a] !== lineOf[b]) found.push(`${label}: word "${w.segment}" broken in "${text.trim()}"`);
+    // words of long phrases (the segmenter's, and those phrasing.js keeps whole)
+    const words = [...seg.segment(text)].filter(w => w.isWordLike).map(w => [w.index, w.segment]);
+    for (const word of whole) {
+      for (let at = text.indexOf(word); at !== -1; at = text.indexOf(word, at + 1)) words.push([at, word]);
+    }
+    for (const [a, word] of words) {
+      if (lineOf[a] !== lineOf[a + word.length - 1]) found.push(`${label}: word "${word}" broken in "${text.trim()}"`);
     }
   }
   return [...new Set(found)];
@@ -133,9 +136,17 @@ BROKEN_WORDS_JS = """
 WORD_SELECTOR = "button, h1, h2, legend, .huge, summary, label.choice, label.hour, .gd-text"
 
 
+def _whole_words() -> list[str]:
+    """The words static/js/phrasing.js keeps whole (the browser's dictionary splits them)."""
+    source = (Path(__file__).resolve().parent.parent / "static/js/phrasing.js").read_text("utf-8")
+    found = re.search(r"const WHOLE = \[(.*?)\];", source, re.S)
+    assert found, "phrasing.js lost its WHOLE list"
+    return re.findall(r'"([^"]+)"', found.group(1))
+
+
 def broken_words(page: Any, selector: str = WORD_SELECTOR) -> list[str]:
     """Buttons and headings whose text breaks a phrase or a word across two lines."""
-    return page.evaluate(BROKEN_WORDS_JS, selector)
+    return page.evaluate(BROKEN_WORDS_JS, [selector, _whole_words()])
 
 
 AXE_JS = (

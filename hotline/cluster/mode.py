@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +26,11 @@ class ClusterMode:
     """One node's part in a cluster."""
 
     def __init__(self, cfg: Config, services: Any, switchboard: Any, live: Any) -> None:
-        self.node = cfg.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        # The name, plus this process's incarnation: a node restarted under the same name
+        # (or fenced and started afresh, same pid) must not be taken for its previous self,
+        # whose sockets' sessions the holder is still ending.
+        name = cfg.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.node = f"{name}.{secrets.token_hex(3)}"
         self.bus = make_bus(cfg.redis_url, self.node, cfg.database_url)
         self.lock = LineLock(cfg.database_url)
         self.back = Back(live, self.node, Outbox(self.bus))

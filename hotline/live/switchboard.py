@@ -675,7 +675,11 @@ class Switchboard:
             call.state = CALLING_ELDER
             self._notify("callback_taken", call)
             return
-        self._store_later(calls_db.answered, call_id, agent_id, now)
+        # Recorded before the parties are told: a node taking over the line (cluster mode)
+        # restores an answered call as a call, not as a caller still waiting.
+        await self._store(calls_db.answered, call_id, agent_id, now)
+        if call.state != CONNECTED or call.agent_id != agent_id:
+            return  # ended (or taken over) meanwhile
         self._connect_parties(call)
         self._notify("answered", call)
 

@@ -2,6 +2,8 @@
 // a pulsing frame on the button to press, and two huge answers. No timeouts: the senior takes
 // as long as they need. Every visible word comes from `strings` (the i18n catalogue).
 
+import { appendPhrased } from "/static/js/phrasing.js";
+
 /** Fill `{name}` placeholders of catalogue string `key`. */
 export function t(strings, key, vars = {}) {
   const text = (strings && strings[key]) || key;
@@ -24,10 +26,8 @@ function phrased(node, text, lang) {
       node.append(el("span", "gd-label", piece));
       continue;
     }
-    for (const part of words.segment(piece)) {
-      if (node.lastChild) node.append(document.createElement("wbr"));
-      node.append(part.segment);
-    }
+    if (node.lastChild && !/^\p{P}/u.test(piece)) node.append(document.createElement("wbr"));
+    appendPhrased(node, piece, words);
   }
   return node;
 }
