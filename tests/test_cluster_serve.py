@@ -342,6 +342,9 @@ class Serving:
                         if self.want == "available"
                         else {"type": "status", "status": "away"}
                     )
+                elif self.status in ("available", "away") and self.status != self.want:
+                    # `set` came while this status was on its way: catch up with it now
+                    await self._send({"type": "status", "status": self.want})
             elif kind == "ended":
                 self.ended.add(call_id)
             elif kind == "ring_cancelled":
