@@ -32,7 +32,7 @@ from tests.cluster_nodes import (
     tap,
 )
 from tests.engines import PostgresServer
-from tests.support import Client, async_wait_until, wait_until
+from tests.support import SLOW, Client, async_wait_until, wait_until
 
 DEADLINE = 60.0  # seconds (times SLOW) for anything to propagate across the nodes
 PASSWORD = "a-long-enough-password-1"
@@ -300,6 +300,9 @@ class Serving:
         self.answered: list[str] = []  # call ids connected to this agent (not re-connections)
         self.ended: set[str] = set()
         self.hung_up: set[str] = set()
+        self.hung_up_at: dict[str, float] = {}
+        self.current = ""  # the call it was last connected to
+        self.sent: list[dict[str, Any]] = []
         self.cancelled: set[str] = set()
         self.errors: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
@@ -317,7 +320,7 @@ class Serving:
     async def set(self, status: str) -> None:
         self.want = status
         if self.status in ("available", "away", ""):
-            await self.client.send({"type": "status", "status": status})
+            await self._send({"type": "status", "status": status})
 
     async def _run(self) -> None:
         while True:
@@ -325,19 +328,23 @@ class Serving:
             kind, call_id = msg.get("type"), msg.get("call_id", "")
             if kind == "ring":
                 self.log.append((time.monotonic(), self.label, call_id))
-                await self.client.send({"type": "accept", "call_id": call_id})
+                await self._send({"type": "accept", "call_id": call_id})
             elif kind == "connected":
+                self.current = call_id
                 if not msg.get("rejoined"):
                     self.answered.append(call_id)
                 asyncio.get_running_loop().create_task(self._hang_up_later(call_id))
             elif kind == "status":
                 self.status = msg["status"]
                 if self.status == "wrap_up":
-                    await self.client.send(
+                    await self._send(
                         {"type": "ready"}
                         if self.want == "available"
                         else {"type": "status", "status": "away"}
                     )
+                elif self.status in ("available", "away") and self.status != self.want:
+                    # `set` came while this status was on its way: catch up with it now
+                    await self._send({"type": "status", "status": self.want})
             elif kind == "ended":
                 self.ended.add(call_id)
             elif kind == "ring_cancelled":
@@ -350,13 +357,39 @@ class Serving:
         if call_id in self.hung_up or call_id in self.ended:
             return  # (connected again after the caller's rejoin: hung up once is enough)
         self.hung_up.add(call_id)
+        self.hung_up_at[call_id] = time.monotonic()
         with contextlib.suppress(Exception):
-            await self.client.send({"type": "hangup", "call_id": call_id})
+            await self._send({"type": "hangup", "call_id": call_id})
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        self.sent.append(msg)
+        await self.client.send(msg)
 
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
         await close_all([self.client])
+
+
+def _short(msg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in msg.items() if k not in ("say", "ice_servers", "at", "elder")}
+
+
+async def all_away(serving: list[Serving], t_kill: float) -> None:
+    """Wait until every serving agent is away; else fail saying where each one is stuck."""
+    try:
+        await async_wait_until(
+            lambda: all(s.status == "away" for s in serving), DEADLINE, "every agent away"
+        )
+    except AssertionError as exc:
+        stuck = [
+            f"{s.label}: {s.status}, call {s.current}, hung up at"
+            f" {s.hung_up_at.get(s.current, float('nan')) - t_kill:+.2f} s from the kill;"
+            f" sent {s.sent[-4:]}; received {[_short(m) for m in s.client.seen[-6:]]}"
+            for s in serving
+            if s.status != "away"
+        ]
+        raise AssertionError(f"{exc}; stuck: {stuck}") from None
 
 
 def order_violations(
@@ -418,12 +451,12 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
 
         # The victim's agent answers the first caller (on another node) and is still talking
         # when its node dies.
+        log: list[tuple[float, str, str]] = []  # every ring: (time, agent, call)
         await consoles[2].send({"type": "status", "status": "available"})
         await answer(consoles[2], ids[0])
         await callers[0].expect("connected", timeout=DEADLINE, call_id=ids[0])
 
         # The surge: agents on the first two nodes take calls.
-        log: list[tuple[float, str, str]] = []
         serving = [Serving(names[i], consoles[i], log, talk=0.3) for i in range(2)]
         for s in serving:
             s.start()
@@ -474,9 +507,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
         # Pause the agents: the line stands still, so places can be compared.
         for s in serving:
             await s.set("away")
-        await async_wait_until(
-            lambda: all(s.status == "away" for s in serving), DEADLINE, "agents away"
-        )
+        await all_away(serving, t_kill)
         waiting = [i for i in range(count) if ids[i] not in answered()]
         await until_positions(
             [callers[i] for i in waiting],
@@ -493,9 +524,7 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
         )
         for s in serving:
             await s.set("away")
-        await async_wait_until(
-            lambda: all(s.status == "away" for s in serving), DEADLINE, "agents away at the end"
-        )
+        await all_away(serving, t_kill)
 
         every = [ids[0], *(cid for s in serving for cid in s.answered)]
         assert sorted(every) == sorted(ids), "a caller answered twice, or never"
@@ -523,9 +552,10 @@ def test_a_node_killed_mid_surge_loses_nobody(cluster: Cluster, victim: str, dia
 
 # ---------------------------------------------------------------------- failover window
 async def call_across(
-    cluster: Cluster, username: str, dialect: str
+    cluster: Cluster, username: str, dialect: str, *, stored: bool = True
 ) -> tuple[Client, Client, str, str]:
-    """An agent on one front and a caller on the other, talking: (agent, caller, call, holder)."""
+    """An agent on one front and a caller on the other, talking: (agent, caller, call, holder).
+    `stored`: return once the answer is in PostgreSQL (what a new holder restores from)."""
     holder = await asyncio.to_thread(cluster.wait_holder)
     fronts = [cluster[n] for n in ("a", "b", "c") if n != holder]
     cluster.add_agent(username, PASSWORD, [dialect])
@@ -535,6 +565,12 @@ async def call_across(
     call_id = (await tap(caller, dialect))["call_id"]
     await answer(agent, call_id)
     await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+    if stored:
+        await async_wait_until(
+            lambda: (calls_db.get(cluster.db, call_id) or {}).get("answered_at"),
+            DEADLINE,
+            "the answer to be stored",
+        )
     return agent, caller, call_id, holder
 
 
@@ -557,6 +593,26 @@ def test_a_hang_up_while_the_line_fails_over_is_not_lost(cluster: Cluster) -> No
             await caller.send({"type": "hangup"})
         ended = await caller.expect("ended", timeout=DEADLINE, call_id=call_id)
         assert (ended["reason"], ended["by"]) == ("completed", "caller")
+        await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await close_all([agent, caller])
+
+    cluster.run(scenario())
+
+
+def test_a_call_answered_just_before_the_holder_dies_stays_answered(cluster: Cluster) -> None:
+    """Both parties were told `connected`; the holder dies a moment later. The new holder
+    must not put the caller back in line: the call goes on (both told `connected` again)."""
+
+    async def scenario() -> None:
+        agent, caller, call_id, holder = await call_across(cluster, "yue9", "yue", stored=False)
+        cluster.kill(holder)
+        seen = len(caller.seen)
+        again = await caller.expect("connected", timeout=DEADLINE, call_id=call_id)
+        assert again["rejoined"] is True
+        back_in_line = [m for m in caller.seen[seen:] if m.get("type") == "queue"]
+        assert back_in_line == [], back_in_line
+        await agent.expect("connected", timeout=DEADLINE, call_id=call_id)
+        await caller.send({"type": "hangup"})
         await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
         await close_all([agent, caller])
 
@@ -586,8 +642,8 @@ def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None
 def test_postgresql_restarting_loses_no_place() -> None:
     """A cluster on a PostgreSQL of its own, restarted under it with callers waiting on every
     node. While it is down no node is ready; the node that held the line fences itself (it
-    cannot know who holds the lock now) and starts itself afresh as a front;
-    its callers rejoin elsewhere. Every place is kept, and the line is answered in order."""
+    cannot know who holds the lock now) and starts itself afresh as a front; pages whose
+    socket closed rejoin elsewhere. Every place is kept, and the line is answered in order."""
     pg = PostgresServer()
     pg.start()
     try:
@@ -637,16 +693,22 @@ def _postgresql_restart(cluster: Cluster, pg: PostgresServer) -> None:
             await asyncio.to_thread(node.wait_ready)
         await asyncio.to_thread(cluster.wait_holder)
 
-        # The old holder's callers lost their sockets: they rejoin on the other nodes.
-        others = [n for n in nodes if n.name != holder]
-        for i in range(9):
-            if nodes[i % 3].name == holder:
-                page, hello = await open_caller(others[i % 2], rejoin=queued[i]["rejoin"])
-                assert hello["rejoined"] is True and hello["call_id"] == ids[i], hello
-                callers[i] = page
-        await until_positions(callers, list(range(1, 10)), "the same 9 places after the restart")
+        # Pages whose socket closed (on the old holder) rejoin with their secret on the
+        # next node (as through the proxy); then every place must be as before.
+        async def rejoin_closed() -> None:
+            for i, c in enumerate(callers):
+                if c._task.done():
+                    page, hello = await open_caller(nodes[(i + 1) % 3], rejoin=queued[i]["rejoin"])
+                    assert hello["rejoined"] is True and hello["call_id"] == ids[i], hello
+                    callers[i] = page
 
-        if nodes[0].name == holder:  # the agent's console was on the old holder too
+        deadline = time.monotonic() + DEADLINE * SLOW
+        while positions(callers) != list(range(1, 10)) or any(c._task.done() for c in callers):
+            assert time.monotonic() < deadline, f"places after the restart: {positions(callers)}"
+            await rejoin_closed()
+            await asyncio.sleep(0.05)
+
+        if agent._task.done():  # the console was on the old holder too: it signs in again
             agent = await open_agent(nodes[1], web)
         await agent.send({"type": "status", "status": "available"})
         for i in range(9):  # one agent: strictly in line order
