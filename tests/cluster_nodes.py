@@ -218,7 +218,7 @@ class Cluster:
         self.names = list(names)
         self.nodes: dict[str, Node] = {}
         self._db: Database | None = None
-        self._own_pg = False
+        self.killed: set[str] = set()  # nodes killed with `kill` (tests tell them from crashes)
 
     # ------------------------------------------------------------------ life
     def start(self) -> Cluster:
@@ -295,6 +295,7 @@ class Cluster:
         """kill -9 of one node."""
         node = self.nodes[name]
         node.kill()
+        self.killed.add(name)
         return node
 
     def restart(self, name: str) -> Node:

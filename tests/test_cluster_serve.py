@@ -5,7 +5,7 @@ on different nodes are rung and talk to each other, places follow the one line o
 a node killed with SIGKILL mid-surge loses nobody (its callers rejoin on the other nodes with
 their secret and keep their places), Redis stopping loses nothing, and nodes start side by
 side on one database. One cluster serves the whole module (starting nodes is the slow part);
-each test keeps to a dialect of its own, so the tests' lines never mix.
+each test keeps to a dialect no test running before it leaves callers in, so lines never mix.
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ def whole(cluster: Cluster) -> Iterator[Cluster]:
     for name in ("a", "b", "c"):
         if not cluster[name].alive:
             cluster.restart(name)
+    cluster.killed.clear()
     yield cluster
+    died = [n for n in ("a", "b", "c") if not cluster[n].alive and n not in cluster.killed]
+    if died:
+        pytest.fail(f"node(s) {died} died during the test\n{cluster.logs()}")
 
 
 def positions(callers: list[Client]) -> list[int | None]:
