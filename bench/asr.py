@@ -582,7 +582,9 @@ def _bench(
     if n_workers:
         with run.phase("workers_ready"):
             for w in run.workers:
-                w.wait_ready(max(1.0, run.remaining() - 30))
+                w.wait_ready(max(1.0, run.remaining() - seconds - 6))  # a level must fit
+        if not all(w.url for w in run.workers):
+            return  # nothing to measure without the workers (the error says why)
         engine = WorkerFarm(registry, {"ko": [w.url for w in run.workers]})
     else:
         with run.phase("direct_decode"):
