@@ -7,8 +7,8 @@ number of warm recognizers idle: each one a stream takes starts a warm replaceme
 niced background thread (a cold recognizer's first speech took up to 7 s per 0.1 s chunk in
 a real call, so every leg beyond the warm ones lagged seconds). The in-process engine
 (hotline/asr/transcriber.py) and each decoding process of a speech worker
-(hotline/asr/decoders.py) own one pool each. The warm thread starts on first use, so a pool
-warmed synchronously before a fork gives each child its own copies and its own thread.
+(hotline/asr/decoders.py) own one pool each. The warm threads start on first use, so a pool
+warmed synchronously before a fork gives each child its own copies and its own threads.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_IDLE_PER_MODEL = 16
 WARM_SECONDS = 0.5  # of noise, when a dialect has no warm-up speech
 WARM_NICE = 10  # warm-ups yield the CPU to live decoding
+WARM_THREADS = min(2, os.cpu_count() or 1)  # a recognizer warms in ~6 CPU-s: two at a time
 
 
 @dataclass
@@ -146,8 +147,23 @@ class RecognizerPool:
         return made
 
     def warm(self, spec: ModelSpec, n: int, speech: bytes = b"") -> concurrent.futures.Future[int]:
-        """`fill` in the niced background thread; never blocks."""
-        return self._background(lambda: self.fill(spec, n, speech))
+        """`fill` on the niced background threads, one recognizer per job (two warm at once
+        on two cores); never blocks. The future holds how many were made."""
+        jobs = [self._background(lambda: self.fill(spec, 1, speech)) for _ in range(n)]
+        total: concurrent.futures.Future[int] = concurrent.futures.Future()
+        if not jobs:
+            total.set_result(0)
+            return total
+
+        def done(_: concurrent.futures.Future[int]) -> None:
+            if all(j.done() for j in jobs) and not total.done():
+                made = sum(j.result() for j in jobs if not j.cancelled() and not j.exception())
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    total.set_result(made)
+
+        for job in jobs:
+            job.add_done_callback(done)
+        return total
 
     def keep(self, spec: ModelSpec, n: int, speech: bytes = b"") -> None:
         """From now on `top_up` keeps `n` warm recognizers of the model idle (0: stop)."""
@@ -206,11 +222,11 @@ class RecognizerPool:
         return self._closed
 
     def _background(self, job: Callable[[], int]) -> concurrent.futures.Future[int]:
-        """Run `job` on the warm thread, created on first use (so after any fork)."""
+        """Run `job` on the warm threads, created on first use (so after any fork)."""
         with self._lock:
             if self._warmer is None and not self._closed:
                 self._warmer = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="asr-warm", initializer=background_priority
+                    WARM_THREADS, thread_name_prefix="asr-warm", initializer=background_priority
                 )
             warmer = self._warmer
         try:
