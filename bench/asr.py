@@ -564,8 +564,7 @@ def _bench(
     streams_per_decoder = -(-max(levels) // max(1, n_workers * max(1, args.decoders)))
     if n_workers:
         # Started first: they load the model and warm recognizers while this process
-        # prepares the scripts and the direct decode the fidelity is measured against.
-        # Each worker warms its recognizers once, before forking its decoding processes
+        # prepares the scripts. Each worker warms its recognizers once, before forking its decoding processes
         # (each gets copies): enough for the largest level, so no stream starts cold.
         flags = [
             "--workers", str(args.decoders), "--max-streams", "32",
