@@ -9,6 +9,7 @@ which the server closes normally. Bad clients get a close code and a reason; oth
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -21,9 +22,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.asr_helpers import file_decode_text, make_speech_wav, read_pcm, word_similarity
+from tests.asr_helpers import (
+    deterministic_model,
+    file_decode_text,
+    make_speech_wav,
+    read_pcm,
+    word_similarity,
+)
 from tests.asr_workers import WorkerProcess, start_workers
-from tests.support import SLOW
+from tests.support import SLOW, wait_until
 
 CHUNK = 6400  # 0.2 s of 16 kHz s16 mono, as vosk-server's clients send
 CLOSE_WAIT = 20.0 * SLOW
@@ -46,9 +53,13 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One worker: 2 decoding processes, 3 streams at most, silent clients closed after 3 s."""
+    """One worker: 2 decoding processes (one warm recognizer each, kept), 3 streams at most,
+    silent clients closed after 3 s."""
     data = tmp_path_factory.mktemp("worker")
-    args = ["--workers", "2", "--max-streams", "3", "--idle-seconds", "3", "--warm", "0"]
+    # A short warm-up (not the test's sentences): only keep-warm's plumbing is under test.
+    warm = make_speech_wav("여보세요", data / "warm.wav")
+    args = ["--workers", "2", "--max-streams", "3", "--idle-seconds", "3", "--warm", "1"]
+    args += ["--warm-speech", str(warm)]
     (w,) = start_workers(data, 1, *args, "--deterministic")
     yield w
     w.stop()
@@ -77,6 +88,35 @@ async def closed_with(ws: Any) -> tuple[int, str]:
     return ws.close_code or 0, ws.close_reason or ""
 
 
+def test_a_stream_taking_a_warm_recognizer_gets_it_replaced(
+    worker: WorkerProcess, speech: tuple[Path, bytes]
+) -> None:
+    """Keep-warm: while a stream holds a decoding process's warm recognizer, that process
+    warms a replacement in the background, so the next stream does not start cold.
+
+    First in the file: the worker's pools are as it started them (a closed stream gives its
+    recognizer back, so later the pools hold more than they keep).
+    """
+    _, pcm = speech
+    wait_until(lambda: _health(worker.url)["warm"] == [1, 1], 120, "one warm recognizer each")
+
+    async def scenario() -> None:
+        async with connect(worker.url) as ws:
+            deadline = asyncio.get_running_loop().time() + 120 * SLOW
+            for i in itertools.cycle(range(0, len(pcm), CHUNK)):  # audio goes on, as in a call
+                await ws.send(pcm[i : i + CHUNK])  # the first opens the stream (takes one)
+                await ws.recv()
+                health = await asyncio.to_thread(_health, worker.url)
+                assert health["streams"] == 1
+                if health["warm"] == [1, 1]:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, health
+            await ws.send('{"eof" : 1}')
+            await ws.recv()
+
+    asyncio.run(scenario())
+
+
 def test_protocol_message_by_message(worker: WorkerProcess, speech: tuple[Path, bytes]) -> None:
     """One answer per chunk, vosk's shapes, finals equal a direct decode; eof ends normally."""
     wav, pcm = speech
@@ -95,6 +135,25 @@ def test_protocol_message_by_message(worker: WorkerProcess, speech: tuple[Path, 
     assert direct, "the model heard nothing in the direct decode"
     assert word_similarity(" ".join(heard), direct) >= 0.9, (heard, direct)
     assert code == 1000
+    # Word times count from the stream's first audio (vosk-server's new recognizer per
+    # connection), though this worker's recognizers are pooled and warmed (their own clock
+    # runs from creation): the same as a direct decode of the file.
+    starts = [w["start"] for f in finals for w in f.get("result", [])]
+    assert starts and abs(starts[0] - _first_word_start(pcm)) < 0.05, starts
+
+
+def _first_word_start(pcm: bytes) -> float:
+    """When a new deterministic recognizer hears the first word of `pcm` (0.2 s chunks)."""
+    import vosk
+
+    rec = vosk.KaldiRecognizer(deterministic_model(), 16000)
+    rec.SetWords(True)
+    results = []
+    for i in range(0, len(pcm), CHUNK):
+        if rec.AcceptWaveform(pcm[i : i + CHUNK]):
+            results.append(json.loads(rec.Result()))
+    results.append(json.loads(rec.FinalResult()))
+    return next(w["start"] for r in results for w in r.get("result", []))
 
 
 def test_bad_clients_get_a_clear_close_and_others_go_on(
@@ -196,18 +255,21 @@ def test_a_dead_decoding_process_closes_only_its_streams(
         pids = (await asyncio.to_thread(_health, worker.url))["decoder_pids"]
         assert len(pids) == 2
         os.kill(pids[0], signal.SIGKILL)
-        codes = []
-        for ws in (a, b):
-            try:
-                for i in range(CHUNK, len(pcm), CHUNK):
-                    await ws.send(pcm[i : i + CHUNK])
+        # Both streams go on chunk by chunk together (neither idles into the 3 s idle close
+        # while the other one is served).
+        codes: dict[Any, int] = {}
+        for i in [*range(CHUNK, len(pcm), CHUNK), -1]:
+            for ws in (a, b):
+                if ws in codes:
+                    continue
+                try:
+                    await ws.send(pcm[i : i + CHUNK] if i >= 0 else '{"eof" : 1}')
                     await asyncio.wait_for(ws.recv(), CLOSE_WAIT)
-                await ws.send('{"eof" : 1}')
-                await ws.recv()
-                codes.append(1000)
-            except ConnectionClosed:
-                codes.append(ws.close_code or 0)
-        assert sorted(codes) == [1000, 1011], codes
+                    if i < 0:
+                        codes[ws] = 1000
+                except ConnectionClosed:
+                    codes[ws] = ws.close_code or 0
+        assert sorted(codes.values()) == [1000, 1011], codes
         answers, last, code = await vosk_session(worker.url, pcm[: CHUNK * 10])
         assert code == 1000 and "text" in last
 

@@ -28,12 +28,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hotline.asr.pool import Recognizer, RecognizerPool
 from hotline.asr.registry import ModelSpec
-from hotline.asr.transcriber import _Pool, _Recognizer
 
 log = logging.getLogger(__name__)
 
 OPEN, AUDIO, RESET, EOF, CLOSE = "open", "audio", "reset", "eof", "close"
+WARM = "warm"  # not a stream operation: how many warm recognizers wait idle
 
 
 class DecoderGone(Exception):
@@ -43,45 +44,58 @@ class DecoderGone(Exception):
 class Recognizers:
     """One recognizer per open stream in this process, taken from and returned to a warm pool."""
 
-    def __init__(self, pool: _Pool, spec: ModelSpec) -> None:
+    def __init__(self, pool: RecognizerPool, spec: ModelSpec) -> None:
         self._pool = pool
         self._spec = spec
-        self._streams: dict[int, tuple[_Recognizer, bool]] = {}  # id -> (rec, poolable)
+        # id -> (recognizer, poolable, its time base at open in seconds)
+        self._streams: dict[int, tuple[Recognizer, bool, float]] = {}
 
-    def warm(self, n: int, speech: bytes) -> None:
-        """Create `n` recognizers that decoded `speech` once (a cold one is ~4x slower)."""
-        for _ in range(n):
-            self._pool.put(self._pool.create(self._spec, self._spec.sample_rate, True, speech))
+    def warm(self, n: int, speech: bytes, keep: int | None = None) -> None:
+        """Create `n` recognizers that decoded `speech` once (a cold one is ~4x slower), now,
+        and keep `keep` (default `n`) idle from then on: each stream that takes one starts a
+        warm replacement on a niced thread. Call before forking: each decoding process gets
+        copies of these and starts its own warm thread when its first stream opens."""
+        self._pool.fill(self._spec, n, speech)
+        self._pool.keep(self._spec, n if keep is None else keep, speech)
+
+    def idle(self) -> int:
+        """Warm recognizers waiting for a stream in this process."""
+        return self._pool.idle_count(self._spec.name)
 
     def handle(self, op: str, sid: int, arg: Any) -> str:
         """Run one operation; returns vosk's JSON answer ("" for open/close)."""
+        if op == WARM:
+            return str(self.idle())
         if op == OPEN:
             rate, words, alternatives, phrases = arg
-            self._streams[sid] = self._open(float(rate), bool(words), int(alternatives), phrases)
+            rec, poolable = self._open(float(rate), bool(words), int(alternatives), phrases)
+            self._streams[sid] = (rec, poolable, rec.fed_samples / float(rate))
             return ""
         if op == CLOSE:
             self._drop(sid)
             return ""
-        rec = self._streams[sid][0]
+        rec, _, since = self._streams[sid]
         if op == AUDIO:
-            return rec.rec.Result() if rec.accept(arg) else rec.rec.PartialResult()
-        answer = str(rec.rec.FinalResult())
-        if op == EOF:
-            self._drop(sid)
-        return answer
+            answer = rec.rec.Result() if rec.accept(arg) else rec.rec.PartialResult()
+        else:
+            answer = rec.rec.FinalResult()
+            if op == EOF:
+                self._drop(sid)
+        return stream_times(str(answer), since)
 
     def _open(
         self, rate: float, words: bool, alternatives: int, phrases: list[str] | None
-    ) -> tuple[_Recognizer, bool]:
+    ) -> tuple[Recognizer, bool]:
         import vosk
 
         if phrases or rate != int(rate):
-            model = self._pool._cache.get(self._spec)
+            model = self._pool.cache.get(self._spec)
             grammar = [json.dumps(phrases, ensure_ascii=False)] if phrases else []
-            rec = _Recognizer(vosk.KaldiRecognizer(model, rate, *grammar), self._spec.name, 0)
+            rec = Recognizer(vosk.KaldiRecognizer(model, rate, *grammar), self._spec.name, 0)
             poolable = False
         else:
             rec = self._pool.acquire(self._spec, int(rate))
+            self._pool.top_up(self._spec)
             poolable = True
         rec.rec.SetWords(words)
         rec.rec.SetMaxAlternatives(alternatives)
@@ -103,6 +117,21 @@ class Recognizers:
         return len(self._streams)
 
 
+def stream_times(answer: str, since: float) -> str:
+    """vosk's answer with word times counted from the stream's first audio, as vosk-server's
+    new recognizer per connection gives them: a pooled recognizer counts from its creation,
+    warm-up and earlier streams included (Reset() does not restart its clock)."""
+    if not since or "result" not in answer:
+        return answer
+    obj = json.loads(answer)
+    for part in [obj, *obj.get("alternatives", [])]:
+        for w in [*part.get("result", []), *part.get("partial_result", [])]:
+            for key in ("start", "end"):
+                if isinstance(w.get(key), int | float):
+                    w[key] = round(w[key] - since, 6)
+    return json.dumps(obj, ensure_ascii=False)
+
+
 class ThreadDecoders:
     """Decode in a thread pool of this process (vosk-server's way; `--workers 0`)."""
 
@@ -118,6 +147,10 @@ class ThreadDecoders:
     def load(self) -> list[int]:
         """Open streams per decoder (one decoder here)."""
         return [self._open]
+
+    async def warm_idle(self) -> list[int]:
+        """Warm recognizers idle per decoder (one decoder here)."""
+        return [self._recs.idle()]
 
     async def call(self, sid: int, op: str, arg: Any = None) -> str:
         """Run `op` for stream `sid` in the pool."""
@@ -202,6 +235,14 @@ class ProcessDecoders:
         """Open streams per live decoding process."""
         return [len(c.streams) for c in self._children if c.alive]
 
+    async def warm_idle(self) -> list[int]:
+        """Warm recognizers idle per live decoding process."""
+        live = [c for c in self._children if c.alive]
+        answers = await asyncio.gather(
+            *(self._request(c, WARM, -1) for c in live), return_exceptions=True
+        )
+        return [int(a) for a in answers if isinstance(a, str)]
+
     async def call(self, sid: int, op: str, arg: Any = None) -> str:
         """Send `op` for stream `sid` to its process and await the answer."""
         if op == OPEN:
@@ -217,6 +258,10 @@ class ProcessDecoders:
         if op in (EOF, CLOSE):
             child.streams.discard(sid)
             self._where.pop(sid, None)
+        return await self._request(child, op, sid, arg)
+
+    async def _request(self, child: _Child, op: str, sid: int, arg: Any = None) -> str:
+        """Send one request to a decoding process and await its answer."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[str] = loop.create_future()
         rid = next(self._ids)

@@ -29,8 +29,8 @@ from hotline.asr.events import (
     clean_text,
     final_event,
     partial_event,
-    status_event,
 )
+from hotline.asr.leg import CHUNK_SECONDS, CaptionLeg
 from hotline.asr.service import EventSink
 from hotline.asr.vad import EnergyGate, rms
 from hotline.asr.vosk_protocol import EOF, RESET, Answer, config_frame, parse_answer
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 0.1  # as in-process: 0.2 s chunks add ~0.1 s to every partial
 REPLAY_SECONDS = 2.0
 MAX_BACKLOG_SECONDS = 2.0
 MAX_INFLIGHT = 8  # chunks sent, not answered: under the websockets max_queue (16), or a
@@ -96,7 +95,7 @@ class _Connection:
     answered: int = 0
 
 
-class RemoteStream:
+class RemoteStream(CaptionLeg):
     """One leg's captions decoded by a worker; fails over to another on any worker fault."""
 
     def __init__(
@@ -110,16 +109,8 @@ class RemoteStream:
         call_id: str,
         gate: bool = True,
     ) -> None:
-        self.sample_rate = sample_rate
-        self.dialect = dialect
-        self.speaker = speaker
-        self.call_id = call_id
+        super().__init__(dialect, sample_rate, on_event, loop, speaker, call_id)
         self._farm = farm
-        self._on_event = on_event
-        self._loop = loop
-        self._chunk_bytes = int(sample_rate * CHUNK_SECONDS) * 2
-        self._buf = bytearray()
-        self._samples_in = 0
         self._queue: deque[tuple[int, bytes]] = deque()  # (stream offset, pcm) not sent yet
         self._history: deque[tuple[int, bytes]] = deque()  # sent, kept for a replay
         self._gate: EnergyGate[tuple[int, bytes]] | None = EnergyGate() if gate else None
@@ -131,8 +122,6 @@ class RemoteStream:
         self._conn: _Connection | None = None
         self._last_final_end = -1.0  # stream seconds
         self._last_partial = ""
-        self._state = ""
-        self._reason = ""
         self._lost_at = 0.0  # when the last worker stopped answering (for the gap)
         self._stats: dict[str, Any] = {
             "chunks_in": 0, "chunks_sent": 0, "dropped": 0, "partials": 0, "finals": 0,
@@ -150,12 +139,8 @@ class RemoteStream:
         """Queue mono s16le PCM; never blocks; drops the oldest audio beyond 2 s of backlog."""
         if self._closing or not pcm:
             return
-        self._buf += pcm
-        while len(self._buf) >= self._chunk_bytes:
-            chunk = bytes(self._buf[: self._chunk_bytes])
-            del self._buf[: self._chunk_bytes]
-            self._gated((self._samples_in, chunk))
-            self._samples_in += len(chunk) // 2
+        for item in self._chunker.push(pcm):
+            self._gated(item)
             self._stats["chunks_in"] += 1
         while len(self._queue) > MAX_BACKLOG_SECONDS / CHUNK_SECONDS:
             self._queue.popleft()
@@ -190,10 +175,9 @@ class RemoteStream:
         if self._closing:
             return
         self._closing = True
-        if self._buf:
-            self._queue.append((self._samples_in, bytes(self._buf)))
-            self._samples_in += len(self._buf) // 2
-            self._buf.clear()
+        rest = self._chunker.rest()
+        if rest is not None:
+            self._queue.append(rest)
         self._wake.set()
 
     async def aclose(self) -> None:
@@ -265,7 +249,7 @@ class RemoteStream:
 
     def _rewind(self) -> None:
         """Put the audio to replay (since the last final, at most 2 s) back in the queue."""
-        keep_from = self._samples_in - int(REPLAY_SECONDS * self.sample_rate)
+        keep_from = self._chunker.samples - int(REPLAY_SECONDS * self.sample_rate)
         final_at = int(self._last_final_end * self.sample_rate)
         start = max(keep_from, final_at)
         replay = [(at, pcm) for at, pcm in self._history if at + len(pcm) // 2 > start]
@@ -421,11 +405,6 @@ class RemoteStream:
             self._last_final_end = float(end)
         self._stats["finals"] += 1
         self._emit(event)
-
-    def _set_state(self, state: str, reason: str = "") -> None:
-        if (state, reason) != (self._state, self._reason):
-            self._state, self._reason = state, reason
-            self._emit(status_event(state, self.dialect, reason))
 
     def _emit(self, event: CaptionEvent) -> None:
         try:

@@ -30,16 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import logging
-import os
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hotline.asr.detect import Detection, detect_dialect
@@ -49,11 +45,13 @@ from hotline.asr.events import (
     final_event,
     is_junk,
     partial_event,
-    status_event,
 )
+from hotline.asr.leg import CHUNK_SECONDS, CaptionLeg
 from hotline.asr.models import model_dir, vosk_model_problem
+from hotline.asr.pool import Recognizer, RecognizerPool
 from hotline.asr.registry import Dialect, ModelSpec, Registry
 from hotline.asr.runtime import ModelBroken, ModelCache, RuntimeSettings
+from hotline.asr.service import EventSink
 from hotline.asr.vad import EnergyGate, GateSettings, rms
 from hotline.errors import HotlineError
 
@@ -62,17 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 0.1
 MAX_BACKLOG_SECONDS = 2.0
 BATCH_CHUNKS = 1  # chunks a job decodes before yielding the worker (fairness beats batching)
 PARTIAL_MIN_INTERVAL = 0.1
-MAX_IDLE_PER_MODEL = 16
 RETRY_SECONDS = 2.0
 MAX_FAILURES = 5
-WARM_SECONDS = 0.5
-WARM_NICE = 10  # warm-ups yield the CPU to live decoding
-
-EventSink = Callable[[CaptionEvent], None]
 
 
 class CaptionsUnavailable(HotlineError):
@@ -84,108 +76,6 @@ class CaptionsUnavailable(HotlineError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail or reason)
         self.reason = reason
-
-
-@dataclass
-class _Recognizer:
-    """A KaldiRecognizer and the audio it has consumed since creation (its time base)."""
-
-    rec: Any
-    model: str
-    rate: int
-    fed_samples: int = 0
-
-    def accept(self, pcm: bytes) -> bool:
-        done = bool(self.rec.AcceptWaveform(pcm))
-        self.fed_samples += len(pcm) // 2
-        return done
-
-
-def _noise(nbytes: int) -> bytes:
-    """Quiet noise (about -60 dBFS), mono s16le."""
-    rnd = random.Random(0)
-    return b"".join(rnd.randint(-40, 40).to_bytes(2, "little", signed=True)
-                    for _ in range(nbytes // 2))  # fmt: skip
-
-
-def _clean(r: _Recognizer) -> None:
-    """Return a recognizer to a fresh state, speaker adaptation included.
-
-    Reset() alone keeps vosk's feature pipeline (CMVN and i-vector state of the last caller)
-    unless the utterance was finalized first; FinalResult() then Reset() starts clean, so the
-    next call decodes exactly as a new recognizer would and nothing of a caller carries over.
-    """
-    r.rec.FinalResult()
-    r.rec.Reset()
-
-
-class _Pool:
-    """Idle, reset recognizers per (model, rate), so calls do not pay the warm-up cost."""
-
-    def __init__(self, cache: ModelCache) -> None:
-        self._cache = cache
-        self._idle: dict[tuple[str, int], list[_Recognizer]] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, spec: ModelSpec, rate: int) -> _Recognizer:
-        with self._lock:
-            idle = self._idle.get((spec.name, rate))
-            if idle:
-                return idle.pop()
-        return self.create(spec, rate)
-
-    def create(
-        self,
-        spec: ModelSpec,
-        rate: int,
-        warm: bool = False,
-        speech: bytes = b"",
-        stop: Callable[[], bool] = lambda: False,
-    ) -> _Recognizer:
-        """A new recognizer; `warm` decodes `speech` (or noise) first, chunk by chunk, unless
-        `stop()` turns true (the engine is closing: the half-warm recognizer is still valid)."""
-        import vosk
-
-        model = self._cache.get(spec)
-        r = _Recognizer(vosk.KaldiRecognizer(model, rate), spec.name, rate)
-        r.rec.SetWords(True)
-        if warm:
-            # A new recognizer composes its graph as it decodes, and is ~4x slower on its first
-            # speech (asr/warmup.py): decode the warm-up speech now, or some noise without it.
-            step = int(rate * CHUNK_SECONDS) * 2
-            audio = speech or _noise(int(rate * WARM_SECONDS) * 2)
-            for i in range(0, len(audio), step):
-                if stop():
-                    break
-                if r.accept(audio[i : i + step]):
-                    r.rec.Result()
-            _clean(r)
-        return r
-
-    def release(self, r: _Recognizer) -> None:
-        _clean(r)
-        with self._lock:
-            idle = self._idle.setdefault((r.model, r.rate), [])
-            if len(idle) < MAX_IDLE_PER_MODEL:
-                idle.append(r)
-
-    def put(self, r: _Recognizer) -> None:
-        with self._lock:
-            self._idle.setdefault((r.model, r.rate), []).append(r)
-
-    def idle_count(self, model: str) -> int:
-        with self._lock:
-            return sum(len(v) for (m, _), v in self._idle.items() if m == model)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._idle.clear()
-
-
-def _background_priority() -> None:
-    """Lower this thread's CPU priority (Linux nices threads one by one; elsewhere a no-op)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
 
 
 class CaptionEngine:
@@ -212,16 +102,11 @@ class CaptionEngine:
             return RuntimeSettings(**{**base.__dict__, "deterministic": det, "beam": beam})
 
         self._cache = ModelCache(self.models_dir, settings_for)
-        self._pool = _Pool(self._cache)
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="asr")
-        # Warm-ups get their own niced thread: a call starting while the pool warms (or
-        # tops up) is decoded in the asr threads first instead of queueing behind seconds
+        # Warm-ups run on the pool's own niced thread: a call starting while the pool warms
+        # (or tops up) is decoded in the asr threads first instead of queueing behind seconds
         # of warm-up speech.
-        self._warmer = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="asr-warm", initializer=_background_priority
-        )
-        self._keep: dict[str, tuple[int, bytes]] = {}  # model -> (idle warm target, speech)
-        self._topping: set[str] = set()
+        self._pool = RecognizerPool(self._cache)
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="asr")
         self._gate = gate or GateSettings()
         self._vad = vad
         self._streams: set[CaptionStream] = set()
@@ -275,64 +160,20 @@ class CaptionEngine:
         `speech`: mono s16le at the model's rate in the dialect's language (asr/warmup.py);
         each new recognizer decodes it once, so the first calls do not pay for a cold graph.
         """
-
-        def closing() -> bool:
-            return self._closed
-
-        def job() -> int:
-            spec = self.registry.model_of(dialect)
-            made = 0
-            while spec is not None and made < n and not self._closed:
-                self._pool.put(self._pool.create(spec, spec.sample_rate, True, speech, closing))
-                made += 1
-            return made
-
-        try:
-            return self._warmer.submit(job)
-        except RuntimeError:  # closed: nothing to warm
-            done: concurrent.futures.Future[int] = concurrent.futures.Future()
-            done.set_result(0)
-            return done
+        spec = self.registry.model_of(dialect)
+        if spec is None or self._closed:
+            return _done(0)
+        return self._pool.warm(spec, n, speech)
 
     def keep_warm(
         self, dialect: str, n: int, speech: bytes = b""
     ) -> concurrent.futures.Future[int]:
         """warm(), then keep `n` warm recognizers idle: each stream that takes one starts a
-        warm replacement in the background (a cold recognizer's first speech took up to 7 s
-        per 0.1 s chunk in a real call, so every leg beyond the warm ones lagged seconds)."""
+        warm replacement in the background (hotline/asr/pool.py)."""
         spec = self.registry.model_of(dialect)
-        if spec is not None:
-            with self._lock:
-                self._keep[spec.name] = (n, speech)
-        return self.warm(dialect, n, speech)
-
-    def _top_up(self, spec: ModelSpec) -> None:
-        """Warm replacements (niced) while the model's idle pool is below keep_warm's level."""
-        with self._lock:
-            want = self._keep.get(spec.name)
-            if want is None or spec.name in self._topping or self._closed:
-                return
-            self._topping.add(spec.name)
-
-        def closing() -> bool:
-            return self._closed
-
-        def job() -> None:
-            try:
-                while not self._closed and self._pool.idle_count(spec.name) < want[0]:
-                    r = self._pool.create(spec, spec.sample_rate, True, want[1], closing)
-                    self._pool.put(r)
-            except Exception:
-                log.warning("warming a spare recognizer for %s failed", spec.name, exc_info=True)
-            finally:
-                with self._lock:
-                    self._topping.discard(spec.name)
-
-        try:
-            self._warmer.submit(job)
-        except RuntimeError:  # closed
-            with self._lock:
-                self._topping.discard(spec.name)
+        if spec is None or self._closed:
+            return _done(0)
+        return self._pool.keep_warm(spec, n, speech)
 
     def discard_idle(self) -> None:
         """Drop every idle recognizer (the next calls get new ones, or warm() makes some)."""
@@ -392,7 +233,7 @@ class CaptionEngine:
             streams = list(self._streams)
         for s in streams:
             s.close()
-        self._warmer.shutdown(wait=True, cancel_futures=False)
+        self._pool.close()
         self._executor.shutdown(wait=True, cancel_futures=False)
         self._pool.clear()
         self._cache.clear()
@@ -411,7 +252,7 @@ class CaptionEngine:
             self._streams.discard(stream)
 
 
-class CaptionStream:
+class CaptionStream(CaptionLeg):
     """One audio leg's captions: feed PCM on the loop, events come back on the loop."""
 
     def __init__(
@@ -424,26 +265,18 @@ class CaptionStream:
         speaker: str,
         call_id: str,
     ) -> None:
-        self.sample_rate = sample_rate
-        self.speaker = speaker
-        self.call_id = call_id
-        self.dialect = dialect
+        super().__init__(dialect, sample_rate, on_event, loop, speaker, call_id)
         self._engine = engine
-        self._on_event = on_event
-        self._loop = loop
-        self._chunk_bytes = int(sample_rate * CHUNK_SECONDS) * 2
         self._max_backlog = int(MAX_BACKLOG_SECONDS / CHUNK_SECONDS)
         self._lock = threading.Lock()
         self._queue: deque[tuple[Any, ...]] = deque()
         self._audio_queued = 0
-        self._buf = bytearray()
-        self._samples_in = 0
         self._scheduled = False
         self._closing = False
         self._done = threading.Event()
         self._done_waiters: list[asyncio.Future[None]] = []
         # Worker-thread state (only touched inside the one job in flight).
-        self._rec: _Recognizer | None = None
+        self._rec: Recognizer | None = None
         self._dialect_info: Dialect | None = None
         self._gate: EnergyGate[tuple[int, bytes]] = EnergyGate(engine._gate)
         self._timeline = Timeline(sample_rate)
@@ -451,8 +284,6 @@ class CaptionStream:
         self._last_partial = ""
         self._last_partial_at = 0.0
         self._partial_due = False
-        self._state = ""
-        self._reason = ""
         self._failures = 0
         self._retry_at = 0.0
         self._stats = {
@@ -467,12 +298,8 @@ class CaptionStream:
         if self._closing or not pcm:
             return
         with self._lock:
-            self._buf += pcm
-            while len(self._buf) >= self._chunk_bytes:
-                chunk = bytes(self._buf[: self._chunk_bytes])
-                del self._buf[: self._chunk_bytes]
-                self._queue.append(("audio", self._samples_in, chunk))
-                self._samples_in += len(chunk) // 2
+            for offset, chunk in self._chunker.push(pcm):
+                self._queue.append(("audio", offset, chunk))
                 self._audio_queued += 1
                 self._stats["chunks_in"] += 1
             while self._audio_queued > self._max_backlog:
@@ -578,12 +405,6 @@ class CaptionStream:
         except RuntimeError:  # loop closed: nobody is listening any more
             pass
 
-    def _set_state(self, state: str, reason: str = "") -> None:
-        if (state, reason) != (self._state, self._reason):
-            self._state, self._reason = state, reason
-            self._emit(status_event(state, self.dialect, reason))
-            log.info("call %s: captions %s %s %s", self.call_id, state, self.dialect, reason)
-
     def _attach(self, dialect: str) -> None:
         self._flush()
         self._release()
@@ -601,7 +422,7 @@ class CaptionStream:
         assert spec is not None
         try:
             self._rec = engine._pool.acquire(spec, self.sample_rate)
-            engine._top_up(spec)
+            engine._pool.top_up(spec)
         except ModelBroken:
             self._set_state("off", "model_broken")
             return False
@@ -728,6 +549,13 @@ class CaptionStream:
                 self._loop.call_soon_threadsafe(_resolve, fut)
             except RuntimeError:
                 pass
+
+
+def _done(value: int) -> concurrent.futures.Future[int]:
+    """A future that already holds `value`."""
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done.set_result(value)
+    return done
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -95,7 +95,7 @@ class SpeechWorker:
                 ready(port)
             await stop.wait()
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         """Load figures for `GET /health`."""
         return {
             "status": "ok",
@@ -103,14 +103,15 @@ class SpeechWorker:
             "max_streams": self.settings.max_streams,
             "decoders": self.decoders.load(),
             "decoder_pids": self.decoders.pids(),
+            "warm": await self.decoders.warm_idle(),
             "served": self.served,
             "refused": self.refused,
         }
 
-    def _health(self, connection: Any, request: Any) -> Any:
+    async def _health(self, connection: Any, request: Any) -> Any:
         if request.path.split("?")[0] != "/health":
             return None  # a websocket upgrade (any other path, as vosk-server)
-        response = connection.respond(HTTPStatus.OK, json.dumps(self.health()) + "\n")
+        response = connection.respond(HTTPStatus.OK, json.dumps(await self.health()) + "\n")
         response.headers["Content-Type"] = "application/json"
         return response
 
@@ -201,16 +202,30 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=2, help="decoding processes (0: threads)")
     p.add_argument("--max-streams", type=int, default=8, help="streams served at once")
     p.add_argument("--idle-seconds", type=float, default=30.0, help="close a silent client")
-    p.add_argument("--warm", type=int, default=2, help="recognizers warmed with speech")
+    p.add_argument(
+        "--warm", type=int, default=2, help="recognizers warmed with speech per decoding process"
+    )
+    p.add_argument(
+        "--keep-warm",
+        type=int,
+        default=None,
+        help="warm recognizers kept idle per decoding process (default: --warm; 0: no top-up)",
+    )
+    p.add_argument(
+        "--warm-speech",
+        default="",
+        help="audio file of speech in the model's language to warm recognizers with "
+        "(default: the registry's warm_up sentences spoken by espeak-ng)",
+    )
     p.add_argument("--deterministic", action="store_true", help="decode without dither")
     p.set_defaults(handler=run_worker)
 
 
 def run_worker(args: argparse.Namespace, cfg: Any) -> int:
     """Load the model, warm recognizers, fork the decoders, serve until SIGTERM/SIGINT."""
+    from hotline.asr.pool import RecognizerPool
     from hotline.asr.registry import RegistryError, load_registry
     from hotline.asr.runtime import ModelBroken, ModelCache, RuntimeSettings
-    from hotline.asr.transcriber import _Pool
 
     try:
         registry = load_registry(cfg.registry_path)
@@ -222,8 +237,11 @@ def run_worker(args: argparse.Namespace, cfg: Any) -> int:
     if spec is None:
         print(f"error: dialect {dialect.id} has no speech model", file=sys.stderr)
         return 1
-    if args.workers < 0 or args.max_streams < 1:
-        print("error: --workers must be >= 0 and --max-streams >= 1", file=sys.stderr)
+    if args.workers < 0 or args.max_streams < 1 or args.warm < 0 or (args.keep_warm or 0) < 0:
+        print(
+            "error: --workers, --warm and --keep-warm must be >= 0 and --max-streams >= 1",
+            file=sys.stderr,
+        )
         return 1
     base = RuntimeSettings()
     settings = RuntimeSettings(
@@ -241,11 +259,21 @@ def run_worker(args: argparse.Namespace, cfg: Any) -> int:
     except ModelBroken as exc:
         print(f"error: model {spec.name} failed to load: {exc}", file=sys.stderr)
         return 1
-    recognizers = Recognizers(_Pool(cache), spec)
-    if args.warm > 0:
-        # Warmed before forking: every decoding process starts with these warm recognizers.
-        speech = _warm_speech(dialect.warm_up, dialect.voice, spec.sample_rate)
-        recognizers.warm(args.warm, speech)
+    recognizers = Recognizers(RecognizerPool(cache), spec)
+    if args.warm > 0 or args.keep_warm:
+        # Warmed before forking: every decoding process starts with these warm recognizers
+        # and keeps as many idle (a replacement warms on a niced thread as a stream takes one).
+        if args.warm_speech:
+            from hotline.asr.warmup import read_resampled
+
+            try:
+                speech = read_resampled(Path(args.warm_speech), spec.sample_rate)
+            except (OSError, ValueError) as exc:
+                print(f"error: --warm-speech {args.warm_speech}: {exc}", file=sys.stderr)
+                return 1
+        else:
+            speech = _warm_speech(dialect.warm_up, dialect.voice, spec.sample_rate)
+        recognizers.warm(args.warm, speech, args.keep_warm)
     decoders: Decoders
     if args.workers == 0:
         decoders = ThreadDecoders(recognizers, threads=os.cpu_count() or 1)
