@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_DONE = Request("/ws", Headers())
 # A session moved to this node by a failover (hotline/cluster/relay.py) says who it was.
-RESUME_KEYS = ("resume_agent", "resume_session", "resume_status")
+RESUME_KEYS = ("resume_agent", "resume_session", "resume_status", "resume_call")
 MAX_FRAME = 1024 * 1024  # frames over 64 KiB get a typed error; over this, the socket closes
 
 
@@ -420,7 +420,8 @@ class LiveServer:
     async def _open_agent(self, ctx: Context, query: dict[str, list[str]]) -> bool:
         agent = await self._signed_in(ctx, query)
         if agent is not None:
-            await self.sb.agent_connected(agent, ctx.conn)
+            was_in = query.get("resume_call", [""])[0][:32]
+            await self.sb.agent_connected(agent, ctx.conn, was_in)
             # Moved from another node (failover): an agent taking calls goes on taking them.
             if query.get("resume_status", [""])[0] in ("available", "ringing"):
                 with contextlib.suppress(HotlineError):

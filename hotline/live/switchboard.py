@@ -217,7 +217,10 @@ class Switchboard:
         self._writer.shutdown(wait=True)
 
     # ----------------------------------------------------------------- agents
-    async def agent_connected(self, agent: Agent, conn: Conn) -> None:
+    async def agent_connected(self, agent: Agent, conn: Conn, was_in: str = "") -> None:
+        """An agent's console is here. `was_in`: the call a console moved from another node
+        was in (cluster mode); if it ended meanwhile, they are told so and wrap it up."""
+        gone = await self._ended_call_of(agent.id, was_in) if was_in else None
         old = self.agents.get(agent.id)
         if old is not None and old.conn is not conn:
             old.conn.send({"type": "error", "code": "replaced", "detail": "signed in elsewhere"})
@@ -234,7 +237,7 @@ class Switchboard:
             ),
             None,
         )
-        missed = self._missed_ends.pop(agent.id, None)
+        missed = self._missed_ends.pop(agent.id, None) or gone
         if kept is not None:
             presence.call_id, presence.status = kept.call_id, routing.IN_CALL
         elif missed is not None:  # their call ended while they were away: now wrap it up
@@ -250,6 +253,18 @@ class Switchboard:
             self._notify("resumed", kept)
         self._publish_line()
         self._staffing_changed()
+
+    async def _ended_call_of(self, agent_id: int, call_id: str) -> dict[str, Any] | None:
+        """The `ended` message of the agent's call `call_id` if it is over (it may have ended
+        on a node that died before telling them)."""
+        if call_id in self.calls:
+            return None
+        row = await self._store(calls_db.get, call_id)
+        if not row or row["ended_at"] is None or row["agent_id"] != agent_id:
+            return None
+        return {
+            "type": "ended", "call_id": call_id, "reason": row["outcome"], "by": row["ended_by"],
+        }  # fmt: skip
 
     def _await_agent(self, call: LiveCall, agent_id: int) -> None:
         """Keep a call in progress for its agent's console to come back (cluster mode); if it
