@@ -38,7 +38,11 @@ def spoken_digits(digits: str, tmp_path: Path) -> Path:
     said = make_speech_wav(text, tmp_path / "said.wav")
     paused, out = tmp_path / "paused.wav", tmp_path / "digits.wav"
     subprocess.run(["sox", str(said), str(paused), "pad", "0.3", "1.5"], check=True)
-    subprocess.run(["sox", str(paused), str(paused), str(paused), str(out)], check=True)
+    joined = tmp_path / "joined.wav"
+    subprocess.run(["sox", str(paused), str(paused), str(paused), str(joined)], check=True)
+    # A phone keeps sending (near-)silence after the elder stops; a file that just ends
+    # leaves the recognizer mid-utterance, waiting for silence that never comes (no final).
+    subprocess.run(["sox", str(joined), str(out), "pad", "0", "6"], check=True)
     return out
 
 
