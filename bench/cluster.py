@@ -657,6 +657,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             f" {_r(percentile(fan, 50))} ms; staleness (an accept on any node -> the place after"
             f" it shown) p50 {_r(percentile(stale, 50))} p99 {_r(percentile(stale, 99))} ms",
         )
+        if killed_at:
+            after = [(t - killed_at, d * 1000) for st in callers.values() for t, d in st["fanout"]]
+            window = [d for t, d in after if 0 <= t < 10]
+            rest = [d for t, d in after if t + killed_at >= since and not 0 <= t < 10]
+            worst = sorted(after, key=lambda td: -td[1])[:5]
+            note(
+                f"fan-out p99 in the 10 s after the kill {_r(percentile(window, 99))} ms"
+                f" ({len(window)} places), else {_r(percentile(rest, 99))} ms ({len(rest)});"
+                f" worst at {', '.join(f'{t:+.1f} s: {d:.0f} ms' for t, d in worst)} from the kill",
+            )
         for line in sorted(set(errors))[: args.show_errors]:
             note(f"error: {line}")
         return {

@@ -503,6 +503,38 @@ def test_caller_drop_mid_call_then_rejoin_reconnects_both(server: ServerThread) 
     assert "caller_dropped" in kinds and "caller_rejoined" in kinds
 
 
+def test_caller_back_after_the_agent_hung_up_is_told_it_ended(server: ServerThread) -> None:
+    """The caller's connection blipped and the agent hung up meanwhile: the page coming back
+    with its rejoin secret is told the call ended (and may rate it), not shown the start."""
+    agent_id = add_agent(server)
+    link = add_link(server)
+
+    async def scenario() -> str:
+        agent = await open_agent(server, agent_id)
+        caller = await open_caller(server, link)
+        call_id, rejoin = await connect_call(caller, agent)
+        await caller.close()
+        await agent.expect("caller_away", call_id=call_id)
+        await agent.send({"type": "hangup", "call_id": call_id})
+        await agent.expect("ended", call_id=call_id)
+        back = await open_client(caller_url(server, link, rejoin))
+        hello = await receive(back, "hello")
+        assert hello["rejoined"] is False
+        ended = await receive(back, "ended", call_id=call_id)
+        assert (ended["reason"], ended["by"]) == ("caller_dropped", "agent")
+        await back.send({"type": "rate", "rating": "good"})
+        await receive(back, "rated", call_id=call_id)
+        # The secret under another elder's link learns nothing.
+        other = await open_client(caller_url(server, add_link(server), rejoin))
+        assert (await receive(other, "hello"))["rejoined"] is False
+        await quiet(other, "ended")
+        await closing(back, other, agent)
+        return call_id
+
+    call_id = run(scenario())
+    assert call_row(server, call_id)["rating"] == "good"
+
+
 def test_second_tab_replaces_the_first(server: ServerThread) -> None:
     link = add_link(server)
 

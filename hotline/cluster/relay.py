@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 CLUSTER = "cluster"  # "this node holds the line now"
 HEARTBEAT_EVERY, HEARTBEAT_TTL = 1.0, 3.0
 RPC_TIMEOUT = 5.0
-MAX_PENDING = 32  # frames a socket keeps while no node holds the line
+MAX_UNACKED = 64  # frames a socket keeps until the holder says it ran them
 # What a session's URL query may carry to the holder (the rest stays on the front).
 QUERY_KEYS = ("role", "link", "rejoin", "lang", "token", "join")
 
@@ -157,10 +157,10 @@ class Back:
         self.sessions[sid] = session
         self._queue(sid, session, ("open", query))
 
-    def frame(self, sid: str, raw: str | bytes) -> None:
+    def frame(self, sid: str, raw: str | bytes, seq: int = 0) -> None:
         session = self.sessions.get(sid)
         if session is not None:
-            self._queue(sid, session, ("frame", raw))
+            self._queue(sid, session, ("frame", raw, seq))
 
     def close(self, sid: str) -> None:
         session = self.sessions.get(sid)
@@ -208,6 +208,9 @@ class Back:
         elif item[0] == "frame":
             if session.admitted and not session.ended:
                 await self.live.dispatch(ctx, item[1])
+            if item[2] and session.node != self.node:
+                # Ran: its front may forget it (it would send it again to the next holder).
+                self.outbox.push(session.node, ["a", sid, item[2]])
         else:
             await self._end(sid, session)
 
@@ -237,8 +240,11 @@ class _Socket:
     conn: Conn
     query: dict[str, str]
     address: str
-    # Frames nobody received (the holder had just died): sent again to the next holder.
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    # Frames sent to the holder that it has not said it ran: if it dies, the next holder
+    # gets them again (after the session's reopening, in order).
+    unacked: deque[dict[str, Any]] = field(default_factory=deque)
+    sent: int = 0  # frames numbered so far
+    reopening: int = 0  # while a new holder is told of the session (which turn): frames wait
 
 
 class Front:
@@ -271,32 +277,39 @@ class Front:
         """Hand one socket's session to the holder for as long as the socket is open."""
         sid = f"{self.node}/{conn.id}"
         kept = {k: v[0] for k, v in query.items() if k in QUERY_KEYS and v}
-        self.sockets[sid] = _Socket(conn, kept, address)
+        socket = self.sockets[sid] = _Socket(conn, kept, address)
         try:
             await self._to_holder({"op": "open", "sid": sid, "q": kept, "ip": address})
             while True:
                 raw = await conn.ws.recv()
-                await self._to_holder({"op": "frame", "sid": sid, **_frame(raw)})
+                await self._send_frame(socket, {"op": "frame", "sid": sid, **_frame(raw)})
         except ConnectionClosed:
             pass
         finally:
             self.sockets.pop(sid, None)
             await self._to_holder({"op": "close", "sid": sid})
 
+    async def _send_frame(self, socket: _Socket, message: dict[str, Any]) -> None:
+        """A frame to the holder, kept until it says it ran it (`a`): a frame that reached a
+        holder in its last moment, or nobody at all, is not lost with it."""
+        if self.holder == self.node:
+            self._on_back(message)  # run here; if this node dies, so does the socket
+            return
+        socket.sent += 1
+        message["n"] = socket.sent
+        if len(socket.unacked) >= MAX_UNACKED:
+            log.warning("relay: %s: no holder ran its last %d frames", message["sid"], MAX_UNACKED)
+            return
+        socket.unacked.append(message)
+        if not socket.reopening:
+            await self._to_holder(message)
+
     async def _to_holder(self, message: dict[str, Any]) -> None:
         holder = self.holder
         if holder == self.node:
             self._on_back(message)
-            return
-        delivered: int | None = 0
-        if holder is not None:
-            delivered = await self.bus.deliver(node_channel(holder), {**message, "from": self.node})
-        if delivered == 0 and message["op"] == "frame":
-            # Nobody listens on the holder's channel: it has just died. Keep the frame (a
-            # hang-up, an offer) for whoever holds the line next (`holder_is`).
-            socket = self.sockets.get(message["sid"])
-            if socket is not None and len(socket.pending) < MAX_PENDING:
-                socket.pending.append(message)
+        elif holder is not None:
+            await self.bus.publish(node_channel(holder), {**message, "from": self.node})
 
     def _on_back(self, message: dict[str, Any], sender: str | None = None) -> None:
         """A socket's open, frame or close, run on this node's back (we hold the line)."""
@@ -309,7 +322,7 @@ class Front:
             self.back.open(sid, sender or self.node, message["q"], message.get("ip", "?"), conn)
         elif op == "frame":
             raw = base64.b64decode(message["bin"]) if "bin" in message else message["raw"]
-            self.back.frame(sid, raw)
+            self.back.frame(sid, raw, int(message.get("n", 0)))
         elif op == "close":
             self.back.close(sid)
 
@@ -347,6 +360,9 @@ class Front:
                 socket.conn.send_json(text)
             elif item[0] == "c":
                 socket.conn.close(code=int(item[2]), reason=str(item[3]))
+            elif item[0] == "a":
+                while socket.unacked and socket.unacked[0]["n"] <= item[2]:
+                    socket.unacked.popleft()
             elif item[0] == "o" and item[2] is not None:
                 socket.query["resume_agent"] = str(item[2])
                 socket.query["resume_session"] = str(item[3] or "")
@@ -372,14 +388,27 @@ class Front:
             if "resume_agent" in query:
                 query.pop("token", None)
             opening = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
-            pending, socket.pending = socket.pending, []
-            loop.create_task(self._reopen(opening, pending))
+            socket.reopening += 1  # new frames wait for the reopening (`_send_frame`)
+            loop.create_task(self._reopen(socket, opening, socket.reopening))
 
-    async def _reopen(self, opening: dict[str, Any], pending: list[dict[str, Any]]) -> None:
-        """A socket's session on the new holder, then the frames the old one never got."""
-        await self._to_holder(opening)
-        for message in pending:
-            await self._to_holder(message)
+    async def _reopen(self, socket: _Socket, opening: dict[str, Any], turn: int) -> None:
+        """A socket's session on the new holder, then the frames no holder said it ran (the
+        old one may have died before running them), then new frames flow again."""
+        try:
+            await self._to_holder(opening)
+            last = 0
+            while socket.reopening == turn:  # (not if yet another holder came meanwhile)
+                # by number: frames arrive, and acks come, meanwhile
+                following = next((m for m in socket.unacked if m["n"] > last), None)
+                if following is None:
+                    break
+                await self._to_holder(following)
+                last = following["n"]
+            if self.is_holder():
+                socket.unacked.clear()  # run here, by this node's own back
+        finally:
+            if socket.reopening == turn:
+                socket.reopening = 0
 
     async def became_holder(self, epoch: int) -> None:
         """This node won the line's lock (its switchboard is already restored)."""

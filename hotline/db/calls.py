@@ -89,6 +89,17 @@ def get(db: Database, call_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def ended_by_rejoin(db: Database, rejoin_hash: str, since: float) -> dict[str, Any] | None:
+    """The call a rejoin secret was issued for, if it was answered and ended at or after
+    `since` (a page whose call was never answered just starts afresh)."""
+    row = db.query_one(
+        "SELECT * FROM calls WHERE rejoin_hash = ? AND answered_at IS NOT NULL"
+        " AND ended_at IS NOT NULL AND ended_at >= ?",
+        (rejoin_hash, since),
+    )
+    return dict(row) if row else None
+
+
 def events(db: Database, call_id: str) -> list[dict[str, Any]]:
     rows = db.query("SELECT * FROM call_events WHERE call_id = ? ORDER BY at, id", (call_id,))
     return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]

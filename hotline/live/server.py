@@ -466,6 +466,8 @@ class LiveServer:
         self.sb.page_opened(ctx.conn)
         if call is not None:
             self.sb.resume(call)
+        elif rejoin:
+            await self.sb.ended_while_away(rejoin, ctx.conn, elder)
         return True
 
     async def _reject(self, conn: Conn, exc: HotlineError) -> None:

@@ -401,6 +401,19 @@ class Switchboard:
         self._store_later(calls_db.event, call.call_id, "caller_rejoined", {}, at=self.clock())
         return call
 
+    async def ended_while_away(self, rejoin: str, conn: Conn, elder: Elder | None) -> bool:
+        """Tell a returning caller their call ended while their page was away (its node, or
+        the line's holder, died before telling them); False if it did not."""
+        since = self.clock() - max(self.cfg.rejoin_seconds, 60.0)
+        row = await self._store(calls_db.ended_by_rejoin, digest(rejoin), since)
+        if row is None or row["elder_id"] != (elder.id if elder else None):
+            return False
+        conn.send(
+            {"type": "ended", "call_id": row["id"], "reason": row["outcome"], "by": row["ended_by"]}
+        )
+        conn.last_call_id = row["id"]
+        return True
+
     def resume(self, call: LiveCall) -> None:
         """After the rejoined caller was greeted: their place in line, or back into the call."""
         # HELD: the caller's page dropped and came back. CONNECTED: another tab or phone took
