@@ -95,12 +95,23 @@ async def start(cfg: Config) -> Running:
     services = services_mod.build(cfg)
     services.hub.bind(asyncio.get_running_loop())
     gateway = Gateway()
-    switchboard = Switchboard(cfg, services.db, services.hub, gateway, prompts=services.prompts)
-    switchboard.ice_servers = lambda: _ice_for_browsers(cfg)
     clustered = bool(cfg.database_url and cfg.redis_url)
+    switchboard = Switchboard(
+        cfg,
+        services.db,
+        services.hub,
+        gateway,
+        prompts=services.prompts,
+        ice_servers=lambda: _ice_for_browsers(cfg),
+        # A console whose node died reconnects to another one: its call waits for it.
+        agent_grace=cfg.rejoin_seconds if clustered else 0.0,
+    )
     if not clustered:  # in a cluster, the node that takes the line's lock restores it
         await switchboard.start()
     live = LiveServer(cfg, switchboard, services.signer, set(services.registry.dialects))
+    # Each plug-in subscribes to the switchboard's call events as it is built: they are told
+    # of an event in this order (guidance, captions, context, hold, transfer, family,
+    # identity, callbacks).
     LiveGuidance(switchboard, services.guidance, services.prompts).attach(live)
     engine = _caption_service(cfg, services.registry)
     captions = LiveCaptions(switchboard, engine)

@@ -27,6 +27,7 @@ def test_every_class_member_named_exists() -> None:
     for module in (
         "hotline.live.server",
         "hotline.live.switchboard",
+        "hotline.live.events",
         "hotline.live.captions",
         "hotline.live.hub",
         "hotline.calls.gateway",

@@ -75,7 +75,7 @@ def test_messages_reach_every_subscribed_node(two_nodes) -> None:
     run(main)
 
 
-def test_heartbeats_expire_and_connections_follow_live_nodes(two_nodes) -> None:
+def test_heartbeats_expire(two_nodes) -> None:
     async def main() -> None:
         async with two_nodes() as (a, b):
             await a.start()
@@ -83,15 +83,8 @@ def test_heartbeats_expire_and_connections_follow_live_nodes(two_nodes) -> None:
             assert await a.heartbeat(60, {"ws": "ws://127.0.0.1:1/ws"})
             assert await b.heartbeat(0.2)
             assert (await a.live_nodes())["a"] == {"ws": "ws://127.0.0.1:1/ws"}
-            await a.hold_connection("caller-1")
-            await b.hold_connection("agent-7")
-            assert await b.connection_node("caller-1") == "a"
             await until(lambda: _gone(a, "b"), "b's heartbeat to expire")
-            assert await a.connection_node("agent-7") is None  # its node stopped beating
-            await b.release_connection("caller-1")  # not b's: ignored
-            assert await b.connection_node("caller-1") == "a"
-            await a.release_connection("caller-1")
-            assert await b.connection_node("caller-1") is None
+            assert "a" in await b.live_nodes()
 
     run(main)
 

@@ -136,7 +136,7 @@ def test_caller_hangs_up_while_waiting_for_the_target(server) -> None:
         await receive(b, "status", status="available")
         transfer = live(server, lambda: server.switchboard.claimers[0].__self__)
         # The caller hears "ended" once the call is stored; the waiting transfer is dropped
-        # when the switchboard tells its listeners, a moment later (a loaded machine showed
+        # when the switchboard emits `Ended`, a moment later (a loaded machine showed
         # the gap): a ring in between is refused by the call's state, so poll for the drop.
         await async_wait_until(
             lambda: live(server, lambda: dict(transfer.waiting)) == {}, 10, "the wait dropped"

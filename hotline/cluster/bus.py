@@ -1,4 +1,4 @@
-"""The bus between nodes: messages, node heartbeats with a TTL, and which node holds which socket.
+"""The bus between nodes: messages and node heartbeats with a TTL.
 
 Only what can be rebuilt travels here: relayed signalling, "this dialect's line moved" ticks,
 supervisors' live views. Every place, ring and booking is in the store, so losing the bus
@@ -30,7 +30,7 @@ PREFIX = "hotline"
 
 
 class Bus(Protocol):
-    """Messages between nodes plus their liveness and the connection -> node map."""
+    """Messages between nodes plus their liveness."""
 
     node: str
 
@@ -44,9 +44,6 @@ class Bus(Protocol):
     def on_reconnect(self, hook: Hook) -> None: ...
     async def heartbeat(self, ttl: float, info: dict[str, Any] | None = None) -> bool: ...
     async def live_nodes(self) -> dict[str, dict[str, Any]]: ...
-    async def hold_connection(self, conn_id: str) -> bool: ...
-    async def release_connection(self, conn_id: str) -> bool: ...
-    async def connection_node(self, conn_id: str) -> str | None: ...
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> None:
@@ -68,7 +65,6 @@ class LocalHub:
     clock: Callable[[], float] = time.monotonic
     buses: list[InProcessBus] = field(default_factory=list)
     beats: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    conns: dict[str, str] = field(default_factory=dict)
 
 
 class InProcessBus:
@@ -121,19 +117,6 @@ class InProcessBus:
         now = self.hub.clock()
         return {n: info for n, (until, info) in self.hub.beats.items() if until > now}
 
-    async def hold_connection(self, conn_id: str) -> bool:
-        self.hub.conns[conn_id] = self.node
-        return True
-
-    async def release_connection(self, conn_id: str) -> bool:
-        if self.hub.conns.get(conn_id) == self.node:
-            del self.hub.conns[conn_id]
-        return True
-
-    async def connection_node(self, conn_id: str) -> str | None:
-        node = self.hub.conns.get(conn_id)
-        return node if node is not None and node in await self.live_nodes() else None
-
 
 # --- Redis ---------------------------------------------------------------------------------
 
@@ -146,7 +129,7 @@ async def _bounded(awaitable: Awaitable[Any]) -> Any:
 
 
 class RedisBus:
-    """The bus on Redis: PUBLISH/SUBSCRIBE, SET … PX for heartbeats, a hash for connections.
+    """The bus on Redis: PUBLISH/SUBSCRIBE, and SET … PX for heartbeats.
 
     A supervisor task owns the subscription: when the connection drops it retries with a
     capped backoff, subscribes to every channel again, then runs the `on_reconnect` hooks.
@@ -298,37 +281,6 @@ class RedisBus:
                 out[key.decode()[len(prefix) :]] = json.loads(raw)
         return out
 
-    async def hold_connection(self, conn_id: str) -> bool:
-        """Record that this node holds the socket `conn_id` (for relaying to it)."""
-        try:
-            await _bounded(self._redis.hset(self._key("conns"), conn_id, self.node))
-            return True
-        except Exception:
-            return False
-
-    async def release_connection(self, conn_id: str) -> bool:
-        try:
-            script = (
-                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then"
-                " return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0"
-            )
-            await _bounded(self._redis.eval(script, 1, self._key("conns"), conn_id, self.node))
-            return True
-        except Exception:
-            return False
-
-    async def connection_node(self, conn_id: str) -> str | None:
-        """The live node holding `conn_id`, or None (unknown, or its node stopped beating)."""
-        try:
-            raw = await _bounded(self._redis.hget(self._key("conns"), conn_id))
-            if raw is None:
-                return None
-            node = raw.decode() if isinstance(raw, bytes) else str(raw)
-            alive = await _bounded(self._redis.exists(self._key("node", node)))
-        except Exception:
-            return None  # Redis unreachable: nobody can be relayed to
-        return node if alive else None
-
 
 # --- PostgreSQL, while Redis is away ----------------------------------------------------------
 
@@ -448,8 +400,8 @@ class FallbackBus:
     """Redis while it answers, PostgreSQL notifications while it does not: a node that loses
     Redis keeps relaying through the store it cannot do without anyway (slower, smaller).
 
-    Heartbeats and the connection map live in Redis only; while it is down they read as
-    "nothing known", and callers change nothing on that."""
+    Heartbeats live in Redis only; while it is down they read as "nothing known", and
+    callers change nothing on that."""
 
     def __init__(self, redis: RedisBus, pg: PgNotifyBus) -> None:
         self.redis, self.pg = redis, pg
@@ -490,15 +442,6 @@ class FallbackBus:
 
     async def live_nodes(self) -> dict[str, dict[str, Any]]:
         return await self.redis.live_nodes()
-
-    async def hold_connection(self, conn_id: str) -> bool:
-        return await self.redis.hold_connection(conn_id)
-
-    async def release_connection(self, conn_id: str) -> bool:
-        return await self.redis.release_connection(conn_id)
-
-    async def connection_node(self, conn_id: str) -> str | None:
-        return await self.redis.connection_node(conn_id)
 
 
 def make_bus(redis_url: str, node: str, database_url: str = "") -> Bus:

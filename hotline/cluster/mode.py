@@ -36,7 +36,6 @@ class ClusterMode:
         self.back = Back(live, self.node, Outbox(self.bus))
         self.front = Front(self.node, self.bus, self.back)
         live.front = self.front
-        switchboard.agent_grace = cfg.rejoin_seconds
         # What HTTP handlers on any node ask of the live side, answered by the holder.
         self.back.calls.update(
             snapshot=services._snapshot,

@@ -17,6 +17,7 @@ from hotline.errors import Forbidden
 from hotline.guidance.loader import Library
 from hotline.guidance.messages import AGENT_TYPES, CALLER_TYPES, apply_message, state_messages
 from hotline.guidance.session import GuidanceSession
+from hotline.live.events import Answered, CallEvent, Ended, Monitored, Reconnected
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 from hotline.prompts import Prompts
@@ -32,7 +33,10 @@ class LiveGuidance:
         self.library = library
         self.prompts = prompts
         self.sessions: dict[str, GuidanceSession] = {}
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(Ended, self._on_ended)
+        # A reloaded page, a new agent or a supervisor watching gets the current step.
+        for kind in (Answered, Reconnected, Monitored):
+            sb.events.subscribe(kind, self._republish)
 
     def attach(self, live: LiveServer) -> None:
         """Register the guidance messages on the websocket server."""
@@ -84,8 +88,8 @@ class LiveGuidance:
         if call.caller is not None:
             call.caller.send(to_caller)
 
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "ended":
-            self.sessions.pop(call.call_id, None)
-        elif event in ("answered", "resumed", "monitored"):
-            self.publish(call)  # a reloaded page gets the current step back
+    def _on_ended(self, event: Ended) -> None:
+        self.sessions.pop(event.call.call_id, None)
+
+    def _republish(self, event: CallEvent) -> None:
+        self.publish(event.call)

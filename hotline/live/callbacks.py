@@ -23,6 +23,7 @@ from hotline.db import calls as calls_db
 from hotline.db import elders as elders_db
 from hotline.db.callbacks import Booking
 from hotline.errors import Conflict, HotlineError, NotFound
+from hotline.live.events import CallbackTaken, Ended
 from hotline.live.hub import Conn
 from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
@@ -44,7 +45,8 @@ class LiveCallbacks:
         self.service = service
         self.prompts = prompts
         self.ringing: dict[str, tuple[Conn, asyncio.TimerHandle]] = {}
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(CallbackTaken, self._on_taken)
+        sb.events.subscribe(Ended, self._on_ended)
 
     def attach(self, live: LiveServer) -> None:
         live.route("caller", "callback_request", {}, self._request)
@@ -161,26 +163,23 @@ class LiveCallbacks:
         return call
 
     # ----------------------------------------------------------------- call events
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "callback_taken":
-            task = asyncio.get_running_loop().create_task(self._taken(call))
-            task.add_done_callback(_log_failure)
-        elif event == "ended":
-            entry = self.ringing.pop(call.call_id, None)
-            if entry is not None:
-                entry[1].cancel()
-                entry[0].send({"type": "callback_cancelled", "call_id": call.call_id})
-            if (
-                extra.get("outcome") == "abandoned"
-                and extra.get("by") == "network"
-                and not call.unattended
-            ):
-                # The caller vanished while waiting (not "I'll leave"): offer agents a callback.
-                elder_id = call.elder.id if call.elder else None
-                offer = asyncio.get_running_loop().create_task(
-                    asyncio.to_thread(self.service.abandoned, call.call_id, elder_id)
-                )
-                offer.add_done_callback(_log_failure)
+    def _on_taken(self, event: CallbackTaken) -> None:
+        task = asyncio.get_running_loop().create_task(self._taken(event.call))
+        task.add_done_callback(_log_failure)
+
+    def _on_ended(self, event: Ended) -> None:
+        call = event.call
+        entry = self.ringing.pop(call.call_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            entry[0].send({"type": "callback_cancelled", "call_id": call.call_id})
+        if event.outcome == "abandoned" and event.by == "network" and not call.unattended:
+            # The caller vanished while waiting (not "I'll leave"): offer agents a callback.
+            elder_id = call.elder.id if call.elder else None
+            offer = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self.service.abandoned, call.call_id, elder_id)
+            )
+            offer.add_done_callback(_log_failure)
 
     async def _taken(self, call: LiveCall) -> None:
         """An agent took a callback: ring the elder's page, or give the agent the number."""

@@ -21,6 +21,7 @@ from hotline.asr.transcriber import CaptionsUnavailable
 from hotline.db import calls as calls_db
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Forbidden
+from hotline.live.events import Answered, Ended, FinalCaption, Reconnected, Requeued, Tapped
 from hotline.live.messages import Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
@@ -57,7 +58,11 @@ class LiveCaptions:
         self.latency_count = 0
         self.latency_sum = 0.0
         self._first_audio: dict[tuple[str, str], float] = {}
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(Answered, self._on_answered)
+        sb.events.subscribe(Tapped, self._on_tapped)
+        sb.events.subscribe(Ended, self._on_gone)
+        sb.events.subscribe(Requeued, self._on_gone)
+        sb.events.subscribe(Reconnected, self._on_reconnected)
 
     def attach(self, live: LiveServer) -> None:
         live.route("agent", "caption_dialect", CALLER_DIALECT, self._agent_dialect)
@@ -65,25 +70,36 @@ class LiveCaptions:
         live.route("caller", "captions", TOGGLE, self._caller_toggle)
 
     # ----------------------------------------------------------------- call events
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "answered" or (event == "resumed" and call.call_id not in self.calls):
-            self.calls[call.call_id] = CallCaptions(
-                caller_dialect=call.dialect,
-                agent_dialect=self._agent_dialect_for(call),
-                for_caller=bool(call.elder and call.elder.hard_of_hearing),
-            )
-            self._send_state(call)
-        elif event == "tap":
-            self._open(call, extra["speaker"])
-        elif event in ("ended", "requeued"):
-            state = self.calls.pop(call.call_id, None)
-            for speaker in ("caller", "agent"):
-                self._first_audio.pop((call.call_id, speaker), None)
-            if state is not None:
-                for stream in state.streams.values():
-                    stream.close()
-        elif event == "resumed":
-            self._send_state(call)
+    def _on_answered(self, event: Answered) -> None:
+        self._start(event.call)
+
+    def _on_reconnected(self, event: Reconnected) -> None:
+        # A call restored on this node (its holder changed) has no caption state yet; else
+        # the agent (perhaps new, after a transfer) and the caller get the current state.
+        if event.call.call_id not in self.calls:
+            self._start(event.call)
+        else:
+            self._send_state(event.call)
+
+    def _on_tapped(self, event: Tapped) -> None:
+        self._open(event.call, event.speaker)
+
+    def _on_gone(self, event: Ended | Requeued) -> None:
+        call_id = event.call.call_id
+        state = self.calls.pop(call_id, None)
+        for speaker in ("caller", "agent"):
+            self._first_audio.pop((call_id, speaker), None)
+        if state is not None:
+            for stream in state.streams.values():
+                stream.close()
+
+    def _start(self, call: LiveCall) -> None:
+        self.calls[call.call_id] = CallCaptions(
+            caller_dialect=call.dialect,
+            agent_dialect=self._agent_dialect_for(call),
+            for_caller=bool(call.elder and call.elder.hard_of_hearing),
+        )
+        self._send_state(call)
 
     def _agent_dialect_for(self, call: LiveCall) -> str:
         presence = self.sb.agents.get(call.agent_id or 0)
@@ -218,7 +234,7 @@ class LiveCaptions:
             if speaker == "caller":
                 self._alerts(call, state, event.get("alerts") or [])
             # Other domains read finals too (the identity check listens for spoken digits).
-            self.sb.notify("caption_final", call, {"speaker": speaker, "text": event["text"]})
+            self.sb.events.emit(FinalCaption(call, speaker, event["text"]))
 
     def _observe_latency(self, call_id: str, speaker: str, event: dict[str, Any]) -> None:
         start = self._first_audio.get((call_id, speaker))

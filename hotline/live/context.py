@@ -16,6 +16,7 @@ from hotline import history
 from hotline.db import Database, audit
 from hotline.db import history as history_db
 from hotline.errors import Forbidden
+from hotline.live.events import Rung, TransferRung
 from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import LiveCall, Switchboard
@@ -47,19 +48,25 @@ class LiveContext:
         # when the live call is gone but the agent still reads about the caller.
         self.latest: dict[int, tuple[str, int | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(Rung, self._on_rung)
+        sb.events.subscribe(TransferRung, self._on_transfer_rung)
 
     def attach(self, live: LiveServer) -> None:
         live.route("agent", "history", CALL_ID, self._history)
 
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        # A ring, or a transfer ringing its target (who is not the call's agent yet).
-        target = call.agent_id if event == "ring" else extra.get("agent_id")
-        if event in ("ring", "transfer_ring") and isinstance(target, int):
-            self.latest[target] = (call.call_id, call.elder.id if call.elder else None)
-            task = asyncio.get_running_loop().create_task(self._send_card(call, target))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _on_rung(self, event: Rung) -> None:
+        if event.call.agent_id is not None:
+            self._card_for(event.call, event.call.agent_id)
+
+    def _on_transfer_rung(self, event: TransferRung) -> None:
+        # The target is not the call's agent yet.
+        self._card_for(event.call, event.agent_id)
+
+    def _card_for(self, call: LiveCall, agent_id: int) -> None:
+        self.latest[agent_id] = (call.call_id, call.elder.id if call.elder else None)
+        task = asyncio.get_running_loop().create_task(self._send_card(call, agent_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send_card(self, call: LiveCall, agent_id: int) -> None:
         try:

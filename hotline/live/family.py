@@ -16,6 +16,7 @@ from typing import Any
 
 from hotline.config import Config
 from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFound
+from hotline.live.events import Ended, Transferred
 from hotline.live.hub import Conn
 from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
@@ -47,7 +48,8 @@ class LiveFamily:
         self.cfg = cfg
         self.joins: dict[str, Join] = {}  # digest(token) -> join (the token is never kept)
         self.by_call: dict[str, str] = {}  # call id -> digest of its live link
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(Ended, self._on_ended)
+        sb.events.subscribe(Transferred, self._on_transferred)
 
     def attach(self, live: LiveServer) -> None:
         live.add_role("family", self._open, self._close)
@@ -202,15 +204,17 @@ class LiveFamily:
             conn.send(message)
 
     # ----------------------------------------------------------------- the call's end
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "ended":
-            join = self.joins.pop(self.by_call.pop(call.call_id, ""), None)
-            if join is not None and join.conn is not None:
-                join.conn.send({"type": "ended", "call_id": call.call_id})
-                join.conn.close(code=1000, reason="call ended")
-        elif event == "transfer_done":
-            # The agent changed: the family page connects to the new one.
-            join = self.joins.get(self.by_call.get(call.call_id, ""))
-            if join is not None and join.conn is not None:
-                join.conn.send({"type": "agent_changed", "call_id": call.call_id})
-                self._send(call, "agent", {"type": "family_joined", "call_id": call.call_id})
+    def _on_ended(self, event: Ended) -> None:
+        call = event.call
+        join = self.joins.pop(self.by_call.pop(call.call_id, ""), None)
+        if join is not None and join.conn is not None:
+            join.conn.send({"type": "ended", "call_id": call.call_id})
+            join.conn.close(code=1000, reason="call ended")
+
+    def _on_transferred(self, event: Transferred) -> None:
+        # The agent changed: the family page connects to the new one.
+        call = event.call
+        join = self.joins.get(self.by_call.get(call.call_id, ""))
+        if join is not None and join.conn is not None:
+            join.conn.send({"type": "agent_changed", "call_id": call.call_id})
+            self._send(call, "agent", {"type": "family_joined", "call_id": call.call_id})

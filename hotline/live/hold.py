@@ -20,6 +20,16 @@ from hotline.config import Config
 from hotline.db import call_flow
 from hotline.errors import Conflict
 from hotline.i18n import t
+from hotline.live.events import (
+    CallerAway,
+    CallEvent,
+    Ended,
+    HoldEnded,
+    HoldStarted,
+    Requeued,
+    TransferStarted,
+    TransferWaiting,
+)
 from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, ON_HOLD, LiveCall, Switchboard
@@ -50,7 +60,9 @@ class LiveHold:
         self.cfg = cfg
         self.clock = clock
         self.holds: dict[str, Hold] = {}
-        sb.listeners.append(self._on_call_event)
+        # Whatever takes the call out of hold (hang-up, a drop, a transfer) ends the hold.
+        for kind in (Ended, Requeued, CallerAway, TransferStarted, TransferWaiting):
+            sb.events.subscribe(kind, self._hold_over)
 
     def attach(self, live: LiveServer) -> None:
         live.route("agent", "hold", CALL_ID, self._hold)
@@ -62,7 +74,7 @@ class LiveHold:
             raise Conflict("the call is already on hold", code="already_on_hold")
         if call.state != CONNECTED:
             raise Conflict("only a call in progress can be put on hold", code="not_connected")
-        self.sb.change_state(call, ON_HOLD, "hold", {"agent_id": call.agent_id})
+        self.sb.change_state(call, ON_HOLD, "hold", {"agent_id": call.agent_id}, HoldStarted(call))
         hold = Hold(started_at=self.clock())
         self.holds[call.call_id] = hold
         self._arm(call.call_id, hold)
@@ -80,7 +92,8 @@ class LiveHold:
         if call.state != ON_HOLD:
             raise Conflict("the call is not on hold", code="not_on_hold")
         seconds = self._finish(call.call_id)
-        self.sb.change_state(call, CONNECTED, "resume", {"seconds": round(seconds, 1)})
+        detail = {"seconds": round(seconds, 1)}
+        self.sb.change_state(call, CONNECTED, "resume", detail, HoldEnded(call))
         for conn in (call.caller, ctx.conn):
             if conn is not None:
                 conn.send({"type": "off_hold", "call_id": call.call_id, "held_seconds": seconds})
@@ -132,10 +145,6 @@ class LiveHold:
         self.sb.store_later(call_flow.add_hold, call_id, seconds)
         return seconds
 
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        # Whatever took the call out of hold (hang-up, a drop, a transfer) ends the hold.
-        if (
-            event in ("ended", "requeued", "caller_away", "transfer", "transfer_waiting")
-            and call.call_id in self.holds
-        ):
-            self._finish(call.call_id)
+    def _hold_over(self, event: CallEvent) -> None:
+        if event.call.call_id in self.holds:
+            self._finish(event.call.call_id)

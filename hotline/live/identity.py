@@ -19,6 +19,14 @@ from hotline import identity
 from hotline.config import Config
 from hotline.errors import BadMessage, Conflict
 from hotline.i18n import t
+from hotline.live.events import (
+    CallEvent,
+    Ended,
+    FinalCaption,
+    Requeued,
+    Transferred,
+    TransferWaiting,
+)
 from hotline.live.messages import CALL_ID, Spec
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import CONNECTED, LiveCall, Switchboard
@@ -49,7 +57,10 @@ class LiveIdentity:
         self.prompts = prompts
         self.cfg = cfg
         self.challenges: dict[str, Challenge] = {}
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(FinalCaption, self._on_final_caption)
+        # The challenge is for this agent and this call in progress: over when it ends.
+        for kind in (Ended, Requeued, Transferred, TransferWaiting):
+            sb.events.subscribe(kind, self._drop_challenge)
 
     def attach(self, live: LiveServer) -> None:
         live.route("agent", "identity_challenge", CALL_ID, self._challenge)
@@ -100,13 +111,14 @@ class LiveIdentity:
         if call.agent_id is not None:
             self.sb.send_agent(call.agent_id, {"type": "identity_expired", "call_id": call_id})
 
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        if event == "caption_final" and extra.get("speaker") == "caller":
-            self._heard(call, str(extra.get("text") or ""))
-        elif event in ("ended", "requeued", "transfer_done", "transfer_waiting"):
-            challenge = self.challenges.pop(call.call_id, None)
-            if challenge is not None and challenge.timer is not None:
-                challenge.timer.cancel()
+    def _on_final_caption(self, event: FinalCaption) -> None:
+        if event.speaker == "caller":
+            self._heard(event.call, event.text)
+
+    def _drop_challenge(self, event: CallEvent) -> None:
+        challenge = self.challenges.pop(event.call.call_id, None)
+        if challenge is not None and challenge.timer is not None:
+            challenge.timer.cancel()
 
     def _heard(self, call: LiveCall, text: str) -> None:
         challenge = self.challenges.get(call.call_id)

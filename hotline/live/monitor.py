@@ -13,6 +13,7 @@ from typing import Any
 
 from hotline.db import audit
 from hotline.errors import Forbidden, NotFound
+from hotline.live.events import Monitored
 from hotline.live.hub import Conn
 from hotline.live.messages import CALL_ID
 from hotline.live.server import Context, LiveServer
@@ -58,7 +59,7 @@ class Monitoring:
                 "agent_id": call.agent_id,
             }
         )
-        self.sb.notify("monitored", call)
+        self.sb.events.emit(Monitored(call))
 
     def _unmonitor(self, ctx: Context, msg: dict[str, Any]) -> None:
         call_id = self.watching.pop(ctx.conn, None)

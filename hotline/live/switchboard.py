@@ -30,6 +30,21 @@ from hotline.db import elders as elders_db
 from hotline.db.agents import Agent
 from hotline.db.elders import Elder
 from hotline.errors import BadMessage, Conflict, Forbidden, LinkExpired, NotFound
+from hotline.live.events import (
+    Answered,
+    Arrived,
+    CallbackRequested,
+    CallbackTaken,
+    CallerAway,
+    CallEvent,
+    Ended,
+    Events,
+    Reconnected,
+    Requeued,
+    Rung,
+    Tapped,
+    TransferWaiting,
+)
 from hotline.live.hub import Conn, Hub
 from hotline.live.messages import check_signal_data
 from hotline.prompts import Prompts
@@ -102,6 +117,8 @@ class Switchboard:
         *,
         clock: Callable[[], float] = time.time,
         prompts: Prompts | None = None,
+        ice_servers: Callable[[], list[dict[str, Any]]] | None = None,
+        agent_grace: float = 0.0,
     ) -> None:
         self.cfg = cfg
         self.prompts = prompts
@@ -122,27 +139,28 @@ class Switchboard:
         self._positions_sent_at = float("-inf")
         self._rounds: set[asyncio.Task[None]] = set()
         self.pages: dict[int, set[Conn]] = {}  # elder id -> their open caller pages
-        self.listeners: list[Callable[[str, LiveCall, dict[str, Any]], None]] = []
+        self.events = Events()  # typed call events the plug-ins subscribe to
         # Called before each routing round: may ring free agents first (a transfer waiting
         # at the head for its target, hotline/live/transfer.py), so they are not routed.
         self.claimers: list[Callable[[], None]] = []
-        self.ice_servers: Callable[[], list[dict[str, Any]]] = lambda: list(cfg.ice_servers)
+        # STUN/TURN servers for a browser, asked anew for each (TURN credentials expire).
+        self.ice_servers = ice_servers or (lambda: list(cfg.ice_servers))
         self._shifts: list[slots.Shift] = []  # agents' weekly shifts: when the line is staffed
         self._shifts_at = float("-inf")
         self._shifts_task: asyncio.Task[None] | None = None
         self._tz = ZoneInfo(cfg.timezone)
         # Cluster mode: an agent whose socket went (their node died) keeps their call this
         # long while the console reconnects elsewhere; 0 (one node): the caller is requeued.
-        self.agent_grace = 0.0
+        self.agent_grace = agent_grace
         self._missed_ends: dict[int, dict[str, Any]] = {}  # agent id -> the `ended` they missed
 
     # ----------------------------------------------------------------- storage
-    async def _store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a DB function on the single writer thread, in submission order."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, lambda: fn(self.db, *args, **kwargs))
 
-    def _store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a DB write without waiting; failures are logged with the call id."""
         try:
             future = self._writer.submit(lambda: fn(self.db, *args, **kwargs))
@@ -157,17 +175,17 @@ class Switchboard:
         `keep_answered` (cluster mode: another node held the line and stopped): calls in
         progress are kept too, waiting for both parties to come back (their media never
         went through us); otherwise they end as interrupted."""
-        self._handle_seconds = await self._store(calls_db.recent_handle_seconds)
+        self._handle_seconds = await self.store(calls_db.recent_handle_seconds)
         await self._load_shifts()
         now = self.clock()
-        rows = await self._store(calls_db.open_calls)
+        rows = await self.store(calls_db.open_calls)
         elder_ids = {r["elder_id"] for r in rows if r["elder_id"] is not None}
-        elders = await self._store(elders_db.get_many, elder_ids)
+        elders = await self.store(elders_db.get_many, elder_ids)
         for row in rows:
             answered = row["answered_at"] is not None
             keep = not answered or (keep_answered and row["agent_id"] is not None)
             if not keep or not row["rejoin_hash"]:
-                await self._store(
+                await self.store(
                     calls_db.ended, row["id"], outcome="interrupted", ended_by="server", at=now
                 )
                 continue
@@ -201,11 +219,11 @@ class Switchboard:
             if call.caller is not None:
                 call.caller.send({"type": "server_restarting"})
             if call.state in (*LIVE, HELD, RINGING) and call.agent_id is not None:
-                self._send_agent(
+                self.send_agent(
                     call.agent_id, {"type": "ended", "call_id": call.call_id, "reason": reason}
                 )
             if call.state in (*LIVE, HELD):
-                await self._store(
+                await self.store(
                     calls_db.ended, call.call_id, outcome="interrupted", ended_by="server", at=now
                 )
             await self.gateway.close_call(call.call_id)
@@ -250,7 +268,7 @@ class Switchboard:
             conn.send(missed)
         if kept is not None and kept.state == CONNECTED:  # the caller is back already
             self._connect_parties(kept, rejoined=True)
-            self._notify("resumed", kept)
+            self.events.emit(Reconnected(kept))
         self._publish_line()
         self._staffing_changed()
 
@@ -259,7 +277,7 @@ class Switchboard:
         on a node that died before telling them)."""
         if call_id in self.calls:
             return None
-        row = await self._store(calls_db.get, call_id)
+        row = await self.store(calls_db.get, call_id)
         if not row or row["ended_at"] is None or row["agent_id"] != agent_id:
             return None
         return {
@@ -359,7 +377,8 @@ class Switchboard:
             raise Forbidden("agent is not connected")
         return presence
 
-    def _send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
+    def send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
+        """Send to an agent's console if it is connected."""
         presence = self.agents.get(agent_id)
         if presence is not None:
             presence.conn.send(message)
@@ -367,13 +386,13 @@ class Switchboard:
     # ----------------------------------------------------------------- callers
     async def resolve_link(self, token: str) -> tuple[Elder, bool]:
         """The elder behind a one-tap link; NotFound / LinkExpired otherwise."""
-        link = await self._store(elders_db.get_link, token) if token else None
+        link = await self.store(elders_db.get_link, token) if token else None
         if link is None:
             raise NotFound("unknown link", code="unknown_link")
         state = link.state(self.clock())
         if state != "ok":
             raise LinkExpired(f"this link is {state}", code=f"link_{state}")
-        elder = await self._store(elders_db.get, link.elder_id)
+        elder = await self.store(elders_db.get, link.elder_id)
         if elder is None:
             raise NotFound("unknown link", code="unknown_link")
         return elder, link.auto_start
@@ -398,7 +417,7 @@ class Switchboard:
             call.gone_timer.cancel()
             call.gone_timer = None
         conn.subject = call.call_id
-        self._store_later(calls_db.event, call.call_id, "caller_rejoined", {}, at=self.clock())
+        self.store_later(calls_db.event, call.call_id, "caller_rejoined", {}, at=self.clock())
         return call
 
     async def ended_while_away(self, rejoin: str, conn: Conn, elder: Elder | None) -> bool:
@@ -424,7 +443,7 @@ class Switchboard:
             # restarts when it is (agent_connected), so the caller's new offer is not lost.
             if call.agent_id in self.agents:
                 self._connect_parties(call, rejoined=True)
-                self._notify("resumed", call)
+                self.events.emit(Reconnected(call))
         else:
             call.last_queue_msg = None
             self._send_queue_state(call)
@@ -448,7 +467,7 @@ class Switchboard:
             caller=conn,
             dialect_known=dialect_known,
         )
-        await self._store(
+        await self.store(
             calls_db.create,
             call.call_id,
             elder_id=elder.id if elder else None,
@@ -463,7 +482,7 @@ class Switchboard:
         conn.subject = call.call_id
         self.line.add(call.call_id, dialect, now, call.priority)
         conn.send({"type": "queued", "call_id": call.call_id, "rejoin": rejoin})
-        self._notify("arrived", call)
+        self.events.emit(Arrived(call))
         self._route()
         self._send_queue_state(call)
         self._schedule_positions()
@@ -479,8 +498,8 @@ class Switchboard:
         call.caller = None
         if call.state in LIVE:
             call.state = HELD
-            self._notify("caller_away", call)
-            self._send_agent(
+            self.events.emit(CallerAway(call))
+            self.send_agent(
                 call.agent_id or 0,
                 {
                     "type": "caller_away",
@@ -488,7 +507,7 @@ class Switchboard:
                     "rejoin_seconds": self.cfg.rejoin_seconds,
                 },
             )
-            self._store_later(calls_db.event, call.call_id, "caller_dropped", {}, at=self.clock())
+            self.store_later(calls_db.event, call.call_id, "caller_dropped", {}, at=self.clock())
             await self.gateway.close_leg(call.call_id, "caller")
         elif call.state == RINGING:
             self._cancel_ring(call, declined=False)
@@ -526,15 +545,15 @@ class Switchboard:
         if call is None or call.caller is not conn or call.state not in (WAITING, RINGING):
             raise Conflict("only a waiting caller can ask for a callback", code="not_waiting")
         call.callback_requested = True
-        self._store_later(calls_db.event, call.call_id, "callback_requested", {}, at=self.clock())
-        self._notify("callback_requested", call)
+        self.store_later(calls_db.event, call.call_id, "callback_requested", {}, at=self.clock())
+        self.events.emit(CallbackRequested(call))
         return call
 
     def enqueue_callback(self, call: LiveCall) -> None:
         """A booked callback falls due: it waits in line as a priority task."""
         self.calls[call.call_id] = call
         self.line.add(call.call_id, call.dialect, call.arrived_at, call.priority)
-        self._notify("arrived", call)
+        self.events.emit(Arrived(call))
         self._route()
         self._schedule_positions()
         self._publish_line()
@@ -548,7 +567,7 @@ class Switchboard:
         call.state = CALLING_ELDER
         presence.call_id = call.call_id
         self._set_agent_status(presence, routing.IN_CALL)
-        self._notify("callback_taken", call)
+        self.events.emit(CallbackTaken(call))
 
     async def rate(self, conn: Conn, rating: str) -> None:
         """The caller rates the call that just ended on this page (optional, once)."""
@@ -556,7 +575,7 @@ class Switchboard:
             raise BadMessage("rating must be good, ok or bad", code="bad_field")
         if not conn.last_call_id:
             raise NotFound("no ended call to rate", code="no_call")
-        if not await self._store(calls_db.rate, conn.last_call_id, rating):
+        if not await self.store(calls_db.rate, conn.last_call_id, rating):
             raise Conflict("this call was already rated", code="already_rated")
         conn.send({"type": "rated", "call_id": conn.last_call_id, "rating": rating})
 
@@ -627,17 +646,17 @@ class Switchboard:
                 "kind": "callback" if call.unattended else "inbound",
             }
         )
-        self._store_later(calls_db.rang, call.call_id, presence.agent.id, now)
+        self.store_later(calls_db.rang, call.call_id, presence.agent.id, now)
         call.ring_timer = asyncio.get_running_loop().call_later(
             self.cfg.ring_timeout_seconds, self._ring_timeout, call.call_id, presence.agent.id
         )
-        self._notify("ring", call)
+        self.events.emit(Rung(call))
 
     def _ring_timeout(self, call_id: str, agent_id: int) -> None:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             return
-        self._store_later(
+        self.store_later(
             calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id}, at=self.clock()
         )
         # Not a decline: the silent agent is set away, and rung again once back.
@@ -662,7 +681,7 @@ class Switchboard:
         call.state = WAITING
         call.agent_id = None
         if agent_id is not None:
-            self._send_agent(agent_id, {"type": "ring_cancelled", "call_id": call.call_id})
+            self.send_agent(agent_id, {"type": "ring_cancelled", "call_id": call.call_id})
             presence = self.agents.get(agent_id)
             if presence is not None and presence.status == routing.RINGING:
                 presence.call_id = None
@@ -672,7 +691,7 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             raise Conflict("this call is not ringing you", code="not_ringing")
-        self._store_later(
+        self.store_later(
             calls_db.event, call_id, "declined", {"agent_id": agent_id}, at=self.clock()
         )
         self._cancel_ring(call, declined=True)
@@ -701,15 +720,15 @@ class Switchboard:
             # The agent calls the elder back: the callbacks domain rings their page or
             # hands the agent the number to dial (see hotline/live/callbacks.py).
             call.state = CALLING_ELDER
-            self._notify("callback_taken", call)
+            self.events.emit(CallbackTaken(call))
             return
         # Recorded before the parties are told: a node taking over the line (cluster mode)
         # restores an answered call as a call, not as a caller still waiting.
-        await self._store(calls_db.answered, call_id, agent_id, now)
+        await self.store(calls_db.answered, call_id, agent_id, now)
         if call.state != CONNECTED or call.agent_id != agent_id:
             return  # ended (or taken over) meanwhile
         self._connect_parties(call)
-        self._notify("answered", call)
+        self.events.emit(Answered(call))
 
     def elder_answered(self, call: LiveCall, page: Conn) -> None:
         """The elder answered a callback on their page: connect them with the agent."""
@@ -718,9 +737,9 @@ class Switchboard:
         call.caller = page
         page.subject = call.call_id
         call.state = CONNECTED
-        self._store_later(calls_db.answered, call.call_id, call.agent_id or 0, self.clock())
+        self.store_later(calls_db.answered, call.call_id, call.agent_id or 0, self.clock())
         self._connect_parties(call)
-        self._notify("answered", call)
+        self.events.emit(Answered(call))
 
     def page_opened(self, conn: Conn) -> None:
         if conn.elder is not None:
@@ -757,7 +776,7 @@ class Switchboard:
                     "rejoined": rejoined,
                 }
             )
-        self._send_agent(
+        self.send_agent(
             call.agent_id or 0,
             {
                 "type": "connected",
@@ -789,11 +808,11 @@ class Switchboard:
         waiter = self.line.add_at_head(call.call_id, call.dialect, call.arrived_at, call.priority)
         if passed_by is not None:  # a transfer's target declined: ring someone else first
             waiter.declined_by.add(passed_by)
-        self._store_later(calls_db.requeued, call.call_id, reason, self.clock())
+        self.store_later(calls_db.requeued, call.call_id, reason, self.clock())
         if call.caller is not None:
             call.caller.send({"type": "requeued", "call_id": call.call_id, "reason": reason})
         call.last_queue_msg = None
-        self._notify("requeued", call)
+        self.events.emit(Requeued(call))
         self._route()
         self._send_queue_state(call)
         self._schedule_positions()
@@ -814,7 +833,7 @@ class Switchboard:
         self._by_rejoin.pop(call.rejoin_hash, None)
         now = self.clock()
         # Recorded first, then told: whoever hears "ended" can rely on the stored call.
-        await self._store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
+        await self.store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
         if call.caller is not None:
             call.caller.send(
                 {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
@@ -823,18 +842,18 @@ class Switchboard:
         if prior_agent is not None:
             told = {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
             if prior_agent in self.agents:
-                self._send_agent(prior_agent, told)
+                self.send_agent(prior_agent, told)
             elif self.agent_grace:  # their console is reconnecting (cluster): told on return
                 self._missed_ends[prior_agent] = told
             presence = self.agents.get(prior_agent)
             if presence is not None and presence.call_id == call.call_id:
                 self._set_agent_status(presence, routing.WRAP_UP)
         await self.gateway.close_call(call.call_id)
-        row = await self._store(calls_db.get, call.call_id)
+        row = await self.store(calls_db.get, call.call_id)
         if row and row.get("talk_seconds"):
             self._handle_seconds = ([float(row["talk_seconds"])] + self._handle_seconds)[:50]
         self.calls.pop(call.call_id, None)
-        self._notify("ended", call, {"outcome": outcome, "by": by})
+        self.events.emit(Ended(call, outcome, by))
         self._route()
         self._schedule_positions()
         self._publish_line()
@@ -854,7 +873,7 @@ class Switchboard:
             raise Conflict("the call is not connected", code="not_connected")
         message = {"type": "signal", "call_id": call.call_id, "data": clean}
         if agent_id is None:
-            self._send_agent(call.agent_id or 0, message)
+            self.send_agent(call.agent_id or 0, message)
         elif call.caller is not None:
             call.caller.send(message)
 
@@ -885,7 +904,7 @@ class Switchboard:
             log.info("call %s: %d remote ICE candidates dropped", call.call_id, dropped)
         answer = await self.gateway.answer(call.call_id, speaker, sdp)
         conn.send({"type": "tap_answer", "call_id": call.call_id, "sdp": answer})
-        self._notify("tap", call, {"speaker": speaker})
+        self.events.emit(Tapped(call, speaker))
 
     def levels(self) -> None:
         """Send each agent in a call the gateway's counters for it (1/s)."""
@@ -963,7 +982,7 @@ class Switchboard:
 
     async def _load_shifts(self) -> None:
         try:
-            rows = await self._store(callbacks_db.shifts)
+            rows = await self.store(callbacks_db.shifts)
         except RuntimeError:  # the writer has stopped: shutting down, keep what we have
             return
         self._shifts = [
@@ -1150,33 +1169,19 @@ class Switchboard:
             raise Forbidden("you are not the agent of this call", code="not_your_call")
         return call
 
-    def change_state(self, call: LiveCall, state: str, event: str, detail: dict[str, Any]) -> None:
-        """Move a live call between CONNECTED, ON_HOLD and TRANSFERRING: on its timeline, and
-        told to listeners (captions and guidance carry on; they only watch)."""
+    def change_state(
+        self, call: LiveCall, state: str, kind: str, detail: dict[str, Any], event: CallEvent
+    ) -> None:
+        """Move a live call between CONNECTED, ON_HOLD and TRANSFERRING: on its timeline (as
+        `kind`), and `event` told to the plug-ins (captions and guidance carry on)."""
         call.state = state
-        self._store_later(calls_db.event, call.call_id, event, detail, at=self.clock())
-        self._notify(event, call, detail)
-
-    def notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
-        """Tell the listeners (captions, guidance, context, ...) about a call event."""
-        self._notify(event, call, extra)
-
-    def send_agent(self, agent_id: int, message: dict[str, Any]) -> None:
-        """Send to an agent's console if it is connected."""
-        self._send_agent(agent_id, message)
-
-    async def store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a write on the single writer (after the call's queued writes) and wait for it."""
-        return await self._store(fn, *args, **kwargs)
+        self.store_later(calls_db.event, call.call_id, kind, detail, at=self.clock())
+        self.events.emit(event)
 
     def record_event(self, call_id: str, kind: str, detail: dict[str, Any]) -> None:
         """Queue an event on the call's timeline, stamped now (not when the writer gets to it,
         which would put it after an explicitly timed event queued later)."""
-        self._store_later(calls_db.event, call_id, kind, detail, at=self.clock())
-
-    def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Queue a write on the single writer (in order with the call's other writes)."""
-        self._store_later(fn, *args, **kwargs)
+        self.store_later(calls_db.event, call_id, kind, detail, at=self.clock())
 
     def reserve_agent(self, presence: Presence, call: LiveCall, *, in_call: bool = False) -> None:
         """A transfer rings this (available) agent, or they talk with its first agent
@@ -1203,7 +1208,7 @@ class Switchboard:
         if old is not None and old.call_id == call.call_id:
             self._set_agent_status(old, routing.WRAP_UP)
         self._connect_parties(call)
-        self._notify("resumed", call)  # captions re-send their state to the new agent
+        self.events.emit(Reconnected(call))  # captions re-send their state to the new agent
         self._publish_line()
         return prior
 
@@ -1212,7 +1217,7 @@ class Switchboard:
         wrap-up), the elder stays on their page with no agent. Returns the first agent's id."""
         prior = call.agent_id
         call.agent_id = None
-        self.change_state(call, TRANSFER_WAITING, "transfer_waiting", detail)
+        self.change_state(call, TRANSFER_WAITING, "transfer_waiting", detail, TransferWaiting(call))
         old = self.agents.get(prior or 0)
         if old is not None and old.call_id == call.call_id:
             self._set_agent_status(old, routing.WRAP_UP)
@@ -1224,13 +1229,6 @@ class Switchboard:
         """A call with no agent goes to the head of the normal line (a transfer gave up);
         `passed_by` (who just declined it) is rung only if nobody else is left."""
         await self._requeue(call, reason, passed_by)
-
-    def _notify(self, event: str, call: LiveCall, extra: dict[str, Any] | None = None) -> None:
-        for listener in self.listeners:
-            try:
-                listener(event, call, extra or {})
-            except Exception:
-                log.exception("call %s: listener failed on %s", call.call_id, event)
 
 
 def _log_failure(future: Any) -> None:

@@ -38,6 +38,16 @@ from hotline.db import audit, call_flow
 from hotline.db import transcripts as transcripts_db
 from hotline.errors import BadMessage, Conflict, Forbidden
 from hotline.i18n import t
+from hotline.live.events import (
+    CallerAway,
+    Ended,
+    Requeued,
+    TransferFailed,
+    Transferred,
+    TransferRung,
+    TransferStarted,
+    TransferTargetFree,
+)
 from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
 from hotline.live.switchboard import (
@@ -110,7 +120,9 @@ class LiveTransfer:
         self.pending: dict[str, Pending] = {}
         self.waiting: dict[str, Parked] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        sb.listeners.append(self._on_call_event)
+        sb.events.subscribe(Ended, self._on_ended)
+        sb.events.subscribe(Requeued, self._on_requeued)
+        sb.events.subscribe(CallerAway, self._on_caller_away)
         sb.claimers.append(self._claim)
 
     def attach(self, live: LiveServer) -> None:
@@ -192,7 +204,7 @@ class LiveTransfer:
         detail["mode"] = mode
         if target.dialect:
             detail["dialect"] = target.dialect
-        self.sb.change_state(call, TRANSFERRING, "transfer", detail)
+        self.sb.change_state(call, TRANSFERRING, "transfer", detail, TransferStarted(call))
         self._ring(call, pending, to, self._name(me))
         self._tell_caller(call, SAY_TRANSFERRING, "on_hold")
         ctx.conn.send(
@@ -271,7 +283,8 @@ class LiveTransfer:
         )
         self.pending[call_id] = pending
         detail = {"to": to.agent.id, "to_kind": pending.kind}
-        self.sb.change_state(call, TRANSFERRING, "transfer_target_free", detail)
+        free = TransferTargetFree(call)
+        self.sb.change_state(call, TRANSFERRING, "transfer_target_free", detail, free)
         self._ring(call, pending, to, parked.from_name)
 
     def _ring(self, call: LiveCall, pending: Pending, to: Presence, from_name: str) -> None:
@@ -294,7 +307,7 @@ class LiveTransfer:
                 },
             }
         )
-        self.sb.notify("transfer_ring", call, {"agent_id": to.agent.id})
+        self.sb.events.emit(TransferRung(call, to.agent.id))
         pending.timer = asyncio.get_running_loop().call_later(
             self.cfg.ring_timeout_seconds, self._timed_out, call.call_id, to.agent.id
         )
@@ -433,7 +446,7 @@ class LiveTransfer:
             }
         )
         await self._captions_so_far(ctx, call)
-        self.sb.notify("transfer_done", call, detail)
+        self.sb.events.emit(Transferred(call, pending.from_agent))
 
     async def _captions_so_far(self, ctx: Context, call: LiveCall) -> None:
         """The call's final captions up to now, for the agent who takes it over (audited)."""
@@ -479,7 +492,8 @@ class LiveTransfer:
             return
         # Back to talking with the first agent (a hold before the transfer is not resumed:
         # the elder has just been told, and now hears their agent again).
-        self.sb.change_state(call, CONNECTED, "transfer_failed", {"reason": reason})
+        failed = TransferFailed(call, reason)
+        self.sb.change_state(call, CONNECTED, "transfer_failed", {"reason": reason}, failed)
         self._tell_caller(call, SAY_FAILED, "transfer_failed")
         self.sb.send_agent(
             pending.from_agent,
@@ -500,35 +514,49 @@ class LiveTransfer:
             if to.call_id == pending.call_id:
                 self.sb.release_agent(to)
 
-    def _on_call_event(self, event: str, call: LiveCall, extra: dict[str, Any]) -> None:
-        # The call ended, its agent dropped or the caller's page went away mid-transfer: the
-        # target stops ringing (the switchboard already decided what happens to the call).
-        if event in ("ended", "caller_away"):
-            parked = self.waiting.pop(call.call_id, None)
-            if parked is not None and parked.timer is not None:
-                parked.timer.cancel()
-            if event == "caller_away" and (parked is not None or self._parked_ring(call)):
-                self._forget_ring(call)
-                # Nobody is on the call: wait first in line, where a returning page rejoins.
-                task = asyncio.get_running_loop().create_task(
-                    self.sb.requeue(call, "transfer_caller_away")
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                return
-        if event in ("ended", "requeued", "caller_away"):
-            pending = self.pending.get(call.call_id)
-            if pending is not None:
-                self._forget(pending)
-                self._release_target(pending)
-                self.sb.store_later(
-                    call_flow.transfer_abandoned, call.call_id, event, self.sb.clock()
-                )
-                if event == "caller_away":
-                    self.sb.send_agent(
-                        pending.from_agent,
-                        {"type": "transfer_failed", "call_id": call.call_id, "reason": event},
-                    )
+    # The call ended, its agent dropped or the caller's page went away mid-transfer: the
+    # target stops ringing (the switchboard already decided what happens to the call).
+    def _on_ended(self, event: Ended) -> None:
+        self._unpark(event.call)
+        self._abandon(event.call, "ended")
+
+    def _on_requeued(self, event: Requeued) -> None:
+        self._abandon(event.call, "requeued")
+
+    def _on_caller_away(self, event: CallerAway) -> None:
+        call = event.call
+        parked = self._unpark(call)
+        if parked or self._parked_ring(call):
+            self._forget_ring(call)
+            # Nobody is on the call: wait first in line, where a returning page rejoins.
+            task = asyncio.get_running_loop().create_task(
+                self.sb.requeue(call, "transfer_caller_away")
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        pending = self._abandon(call, "caller_away")
+        if pending is not None:
+            self.sb.send_agent(
+                pending.from_agent,
+                {"type": "transfer_failed", "call_id": call.call_id, "reason": "caller_away"},
+            )
+
+    def _unpark(self, call: LiveCall) -> bool:
+        """Stop a transfer of the call waiting at the head; whether there was one."""
+        parked = self.waiting.pop(call.call_id, None)
+        if parked is not None and parked.timer is not None:
+            parked.timer.cancel()
+        return parked is not None
+
+    def _abandon(self, call: LiveCall, why: str) -> Pending | None:
+        """Stop a ringing (or consulting) transfer of the call; on its timeline as `why`."""
+        pending = self.pending.get(call.call_id)
+        if pending is not None:
+            self._forget(pending)
+            self._release_target(pending)
+            self.sb.store_later(call_flow.transfer_abandoned, call.call_id, why, self.sb.clock())
+        return pending
 
     def _parked_ring(self, call: LiveCall) -> bool:
         pending = self.pending.get(call.call_id)
