@@ -424,7 +424,7 @@ class Switchboard:
         """Tell a returning caller their call ended while their page was away (its node, or
         the line's holder, died before telling them); False if it did not."""
         since = self.clock() - max(self.cfg.rejoin_seconds, 60.0)
-        row = await self._store(calls_db.ended_by_rejoin, digest(rejoin), since)
+        row = await self.store(calls_db.ended_by_rejoin, digest(rejoin), since)
         if row is None or row["elder_id"] != (elder.id if elder else None):
             return False
         conn.send(
