@@ -384,7 +384,7 @@ class Front:
         self.holder, self.epoch = node, epoch
         loop = asyncio.get_running_loop()
         for sid, socket in list(self.sockets.items()):
-            query = dict(socket.query)
+            query = {**socket.query, "moved": "1"}
             if "resume_agent" in query:
                 query.pop("token", None)
             opening = {"op": "open", "sid": sid, "q": query, "ip": socket.address}

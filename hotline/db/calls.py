@@ -89,6 +89,16 @@ def get(db: Database, call_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def add_events(db: Database, rows: list[tuple[str, float, str, dict[str, Any]]]) -> None:
+    """Several calls' events (call id, at, kind, detail), in one transaction."""
+    with db.transaction() as conn:
+        for call_id, at, kind, detail in rows:
+            conn.execute(
+                "INSERT INTO call_events (call_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+                (call_id, at, kind, json.dumps(detail, ensure_ascii=False)),
+            )
+
+
 def ended_by_rejoin(db: Database, rejoin_hash: str, since: float) -> dict[str, Any] | None:
     """The call a rejoin secret was issued for, if it was answered and ended at or after
     `since` (a page whose call was never answered just starts afresh)."""

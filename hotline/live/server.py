@@ -41,8 +41,10 @@ from hotline.tokens import Signer
 log = logging.getLogger(__name__)
 
 HANDSHAKE_DONE = Request("/ws", Headers())
-# A session moved to this node by a failover (hotline/cluster/relay.py) says who it was.
-RESUME_KEYS = ("resume_agent", "resume_session", "resume_status", "resume_call")
+# What only a node of the cluster may add to a session's query (hotline/cluster/relay.py),
+# never a client: who a session moved to this node by a failover was; `moved`: the same
+# socket, its session moved to a new holder of the line.
+RESUME_KEYS = ("resume_agent", "resume_session", "resume_status", "resume_call", "moved")
 MAX_FRAME = 1024 * 1024  # frames over 64 KiB get a typed error; over this, the socket closes
 
 
@@ -448,7 +450,8 @@ class LiveServer:
                 await self._reject(ctx.conn, exc)
                 return False
         ctx.conn.subject = None
-        call = self.sb.caller_rejoin(rejoin, ctx.conn, elder) if rejoin else None
+        moved = query.get("moved", [""])[0] == "1"
+        call = self.sb.caller_rejoin(rejoin, ctx.conn, elder, moved=moved) if rejoin else None
         ctx.conn.send(
             {
                 "type": "hello",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -153,15 +154,18 @@ class Switchboard:
         # long while the console reconnects elsewhere; 0 (one node): the caller is requeued.
         self.agent_grace = agent_grace
         self._missed_ends: dict[int, dict[str, Any]] = {}  # agent id -> the `ended` they missed
+        self._events_tail: _EventBatch | None = None  # the last write queued, if events
 
     # ----------------------------------------------------------------- storage
     async def store(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a DB function on the single writer thread, in submission order."""
+        self._events_tail = None  # events queued after this write are written after it
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, lambda: fn(self.db, *args, **kwargs))
 
     def store_later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a DB write without waiting; failures are logged with the call id."""
+        self._events_tail = None
         try:
             future = self._writer.submit(lambda: fn(self.db, *args, **kwargs))
         except RuntimeError:  # the writer has stopped: the server is shutting down
@@ -397,10 +401,13 @@ class Switchboard:
             raise NotFound("unknown link", code="unknown_link")
         return elder, link.auto_start
 
-    def caller_rejoin(self, rejoin: str, conn: Conn, elder: Elder | None) -> LiveCall | None:
+    def caller_rejoin(
+        self, rejoin: str, conn: Conn, elder: Elder | None, *, moved: bool = False
+    ) -> LiveCall | None:
         """Reattach a returning caller to their call (same place in line).
 
-        A rejoin secret works only together with the link it was issued under.
+        A rejoin secret works only together with the link it was issued under. `moved`: the
+        page never left, its session moved to a new holder of the line (nothing to record).
         """
         call_id = self._by_rejoin.get(digest(rejoin)) if rejoin else None
         call = self.calls.get(call_id or "")
@@ -417,7 +424,8 @@ class Switchboard:
             call.gone_timer.cancel()
             call.gone_timer = None
         conn.subject = call.call_id
-        self.store_later(calls_db.event, call.call_id, "caller_rejoined", {}, at=self.clock())
+        if not moved:
+            self.record_event(call.call_id, "caller_rejoined", {})
         return call
 
     async def ended_while_away(self, rejoin: str, conn: Conn, elder: Elder | None) -> bool:
@@ -507,7 +515,7 @@ class Switchboard:
                     "rejoin_seconds": self.cfg.rejoin_seconds,
                 },
             )
-            self.store_later(calls_db.event, call.call_id, "caller_dropped", {}, at=self.clock())
+            self.record_event(call.call_id, "caller_dropped", {})
             await self.gateway.close_leg(call.call_id, "caller")
         elif call.state == RINGING:
             self._cancel_ring(call, declined=False)
@@ -545,7 +553,7 @@ class Switchboard:
         if call is None or call.caller is not conn or call.state not in (WAITING, RINGING):
             raise Conflict("only a waiting caller can ask for a callback", code="not_waiting")
         call.callback_requested = True
-        self.store_later(calls_db.event, call.call_id, "callback_requested", {}, at=self.clock())
+        self.record_event(call.call_id, "callback_requested", {})
         self.events.emit(CallbackRequested(call))
         return call
 
@@ -656,9 +664,7 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             return
-        self.store_later(
-            calls_db.event, call_id, "ring_timeout", {"agent_id": agent_id}, at=self.clock()
-        )
+        self.record_event(call_id, "ring_timeout", {"agent_id": agent_id})
         # Not a decline: the silent agent is set away, and rung again once back.
         self._cancel_ring(call, declined=False)
         presence = self.agents.get(agent_id)
@@ -691,9 +697,7 @@ class Switchboard:
         call = self.calls.get(call_id)
         if call is None or call.state != RINGING or call.agent_id != agent_id:
             raise Conflict("this call is not ringing you", code="not_ringing")
-        self.store_later(
-            calls_db.event, call_id, "declined", {"agent_id": agent_id}, at=self.clock()
-        )
+        self.record_event(call_id, "declined", {"agent_id": agent_id})
         self._cancel_ring(call, declined=True)
         self._route()
 
@@ -1175,13 +1179,22 @@ class Switchboard:
         """Move a live call between CONNECTED, ON_HOLD and TRANSFERRING: on its timeline (as
         `kind`), and `event` told to the plug-ins (captions and guidance carry on)."""
         call.state = state
-        self.store_later(calls_db.event, call.call_id, kind, detail, at=self.clock())
+        self.record_event(call.call_id, kind, detail)
         self.events.emit(event)
 
     def record_event(self, call_id: str, kind: str, detail: dict[str, Any]) -> None:
         """Queue an event on the call's timeline, stamped now (not when the writer gets to it,
-        which would put it after an explicitly timed event queued later)."""
-        self.store_later(calls_db.event, call_id, kind, detail, at=self.clock())
+        which would put it after an explicitly timed event queued later).
+
+        Events queued one after another are written in one transaction: a failover reopens
+        thousands of sessions at once, and one transaction each kept the writer (and every
+        write queued behind, such as a hang-up's) busy for seconds."""
+        row = (call_id, self.clock(), kind, detail)
+        if self._events_tail is not None and self._events_tail.add(row):
+            return
+        batch = _EventBatch(row)
+        self.store_later(batch.write)
+        self._events_tail = batch  # (after store_later, which ends the previous tail)
 
     def reserve_agent(self, presence: Presence, call: LiveCall, *, in_call: bool = False) -> None:
         """A transfer rings this (available) agent, or they talk with its first agent
@@ -1229,6 +1242,27 @@ class Switchboard:
         """A call with no agent goes to the head of the normal line (a transfer gave up);
         `passed_by` (who just declined it) is rung only if nobody else is left."""
         await self._requeue(call, reason, passed_by)
+
+
+class _EventBatch:
+    """Timeline events queued one after another: written together, in one transaction."""
+
+    def __init__(self, row: tuple[str, float, str, dict[str, Any]]) -> None:
+        self.rows = [row]
+        self._lock = threading.Lock()
+        self._started = False
+
+    def add(self, row: tuple[str, float, str, dict[str, Any]]) -> bool:
+        """Join the batch; False once the writer has started on it."""
+        with self._lock:
+            if not self._started:
+                self.rows.append(row)
+            return not self._started
+
+    def write(self, db: Database) -> None:
+        with self._lock:
+            self._started = True
+        calls_db.add_events(db, self.rows)
 
 
 def _log_failure(future: Any) -> None:
