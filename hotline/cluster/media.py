@@ -35,7 +35,7 @@ from hotline.errors import BadSdp, HotlineError, Unavailable
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 3200  # 100 ms of 16 kHz s16 mono: ~4.3 kB as base64, under NOTIFY's 8 kB
-MAX_QUEUED = 100  # chunks waiting for the bus on one node (10 s of one leg); then dropped
+MAX_QUEUED_PER_LEG = 20  # chunks a node keeps waiting for the bus, per leg (2 s); then drops
 TOLD_MAX = 1024  # leg ids recently told to close (a few of their chunks are still in flight)
 NO_STATS: dict[str, Any] = {
     "frames": 0,
@@ -89,6 +89,7 @@ class ClusterGateway:
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._told: set[str] = set()
+        self._closing = False
         self.dropped_chunks = 0  # audio that could not keep up with the bus
 
     def bind(self, front: Front) -> None:
@@ -173,6 +174,7 @@ class ClusterGateway:
 
     async def close(self) -> None:
         """This node stops: its own legs close (a new holder gets re-offered taps)."""
+        self._closing = True
         for task in [self._sender, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -199,7 +201,7 @@ class ClusterGateway:
 
     def _tell_close(self, node: str, key: Key, leg_id: str) -> None:
         """Ask `node` to close a leg, without waiting (a dead node has nothing to close)."""
-        if self._front is None:
+        if self._front is None or self._closing:
             return
 
         async def tell(front: Front) -> None:
@@ -295,7 +297,9 @@ class ClusterGateway:
         return sink
 
     def _queue(self, message: dict[str, Any]) -> None:
-        if len(self._outgoing) >= MAX_QUEUED:
+        if self._closing:
+            return
+        if len(self._outgoing) >= MAX_QUEUED_PER_LEG * max(1, len(self._served)):
             self.dropped_chunks += 1
             if self.dropped_chunks % 100 == 1:
                 log.warning("taps: the bus is behind; %d audio chunks dropped", self.dropped_chunks)
