@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from hotline.calls.gateway import Gateway, use_loopback_candidates
-from hotline.cluster.bus import NOTIFY_LIMIT, RedisBus, _fit
+from hotline.cluster.bus import NOTIFY_LIMIT, FallbackBus, _fit, make_bus
 from hotline.cluster.media import CHUNK_BYTES, ClusterGateway
 from hotline.cluster.relay import Back, Front, Outbox
 from hotline.errors import BadSdp, Unavailable
+from tests.engines import RedisServer
 from tests.media import AudioPeer, ToneTrack
 from tests.support import SLOW
 
@@ -29,12 +30,15 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> N
 
 
 @contextlib.asynccontextmanager
-async def nodes(url: str, names: tuple[str, ...]) -> AsyncIterator[dict[str, ClusterGateway]]:
-    """One ClusterGateway per node, bound to its own Front on Redis; `names[0]` holds the line."""
+async def nodes(
+    url: str, names: tuple[str, ...], database_url: str = ""
+) -> AsyncIterator[dict[str, ClusterGateway]]:
+    """One ClusterGateway per node, bound to its own Front on Redis (and PostgreSQL behind it
+    with `database_url`, as in production); `names[0]` holds the line."""
     gateways: dict[str, ClusterGateway] = {}
     buses = []
     for name in names:
-        bus = RedisBus(url, name)
+        bus = make_bus(url, name, database_url)
         front = Front(name, bus, Back(None, name, Outbox(bus)))
         gateways[name] = ClusterGateway(Gateway())
         gateways[name].bind(front)
@@ -141,3 +145,33 @@ def test_a_chunk_of_audio_fits_one_postgresql_notification() -> None:
     }
     assert len(json.dumps(message).encode()) < NOTIFY_LIMIT
     assert len(_fit(message)) == 1
+
+
+def test_taps_go_on_by_postgresql_while_redis_is_down(pg_url: str) -> None:
+    """Redis is away: the holder asks the front to answer, and hears its audio, by NOTIFY."""
+    use_loopback_candidates()
+    redis = RedisServer()  # its own server: this test stops it
+    redis.start()
+
+    async def main() -> None:
+        async with nodes(redis.url(), ("h", "f"), database_url=pg_url) as gw:
+            h, f = gw["h"], gw["f"]
+            buses = [node._front.bus for node in gw.values() if node._front is not None]
+            assert all(isinstance(bus, FallbackBus) for bus in buses)
+            await until(lambda: all(b.pg.connected for b in buses), "PostgreSQL listening")
+            redis.stop()
+            await until(lambda: not any(b.redis.connected for b in buses), "Redis gone")
+            heard: list[bytes] = []
+            peer = await tap(h, "c1", "f")
+            assert (f.open_legs, h.open_legs) == (1, 0)
+            assert h.set_sink("c1", "caller", heard.append)
+            await until(lambda: len(heard) >= 10, "a second of audio by NOTIFY")
+            assert {len(chunk) for chunk in heard} == {CHUNK_BYTES}
+            await h.close_call("c1")
+            await until(lambda: f.open_legs == 0, "the leg closed by NOTIFY")
+            await peer.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        redis.stop()
