@@ -1,9 +1,10 @@
 """Taps in a cluster: a browser's tap is answered by the node holding its websocket.
 
 The switchboard runs on the node holding the line (docs/cluster.md), but every node answers
-the taps of the browsers whose sockets it holds, with its own `Gateway`: the Opus decoding of
-the calls is spread over the nodes, and a tap does not die with the holder. The holder's
-`ClusterGateway` gives the switchboard and captions the plain gateway's interface:
+the taps of the browsers whose sockets it holds, with its own `Gateway`: the Opus decoding of the calls
+is spread over the nodes, and the holder's death costs a tap only the re-offer its page makes
+anyway. The holder's `ClusterGateway` gives the switchboard and captions the plain gateway's
+interface:
 
 - a tap offer from a socket on another node is answered there (`Front.ask_node`), under a leg
   id the holder picks first; the holder remembers which node holds each party's leg and tells
