@@ -58,6 +58,13 @@ class TooMany(HotlineError):
     code = "rate_limited"
 
 
+class Unavailable(HotlineError):
+    """What the request needs is out of reach for now (another node); trying again may work."""
+
+    status = 503
+    code = "unavailable"
+
+
 class SpeechUnavailable(HotlineError):
     """A spoken prompt could not be rendered; pages show its text instead."""
 

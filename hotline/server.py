@@ -24,7 +24,8 @@ from hotline.asr.service import CaptionService
 from hotline.asr.transcriber import CaptionEngine
 from hotline.asr.warmup import warm_up_speech
 from hotline.callbacks.service import CallbackService
-from hotline.calls.gateway import Gateway, use_loopback_candidates
+from hotline.calls.gateway import Gateway, Taps, use_loopback_candidates
+from hotline.cluster.media import ClusterGateway
 from hotline.cluster.mode import ClusterMode
 from hotline.config import Config
 from hotline.db import transcripts as transcripts_db
@@ -52,7 +53,7 @@ class Running:
     services: services_mod.Services
     switchboard: Switchboard
     live: LiveServer
-    gateway: Gateway
+    gateway: Taps
     captions: LiveCaptions
     http_port: int
     ws_port: int
@@ -94,8 +95,10 @@ async def start(cfg: Config) -> Running:
         use_loopback_candidates()
     services = services_mod.build(cfg)
     services.hub.bind(asyncio.get_running_loop())
-    gateway = Gateway()
     clustered = bool(cfg.database_url and cfg.redis_url)
+    # In a cluster each node answers the taps of its own sockets (hotline/cluster/media.py).
+    cluster_taps = ClusterGateway(Gateway()) if clustered else None
+    gateway: Taps = cluster_taps or Gateway()
     switchboard = Switchboard(
         cfg,
         services.db,
@@ -155,8 +158,8 @@ async def start(cfg: Config) -> Running:
             ).start()
 
     cluster = None
-    if clustered:
-        cluster = ClusterMode(cfg, services, switchboard, live)
+    if cluster_taps is not None:
+        cluster = ClusterMode(cfg, services, switchboard, live, cluster_taps)
 
         async def became_holder() -> None:
             await switchboard.start(keep_answered=True)

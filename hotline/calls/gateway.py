@@ -16,7 +16,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aioice.ice
 import av
@@ -80,6 +80,25 @@ class Leg:
         }
 
 
+class Taps(Protocol):
+    """What the switchboard and captions use of a gateway: `Gateway` on a single node,
+    `hotline.cluster.media.ClusterGateway` in a cluster."""
+
+    tracks: Counter[str]
+
+    @property
+    def open_legs(self) -> int: ...
+    async def answer(
+        self, call_id: str, speaker: str, offer_sdp: str, node: str | None = None
+    ) -> str: ...
+    def set_sink(self, call_id: str, speaker: str, sink: Sink | None) -> bool: ...
+    def leg(self, call_id: str, speaker: str) -> Any | None: ...
+    def stats(self, call_id: str) -> dict[str, Any]: ...
+    async def close_leg(self, call_id: str, speaker: str) -> None: ...
+    async def close_call(self, call_id: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Gateway:
     """Owns every audio leg; closes them with their call."""
 
@@ -97,8 +116,12 @@ class Gateway:
     def open_legs(self) -> int:
         return len(self._legs)
 
-    async def answer(self, call_id: str, speaker: str, offer_sdp: str) -> str:
-        """Answer a tap offer; replaces this party's previous leg. Raises BadSdp."""
+    async def answer(
+        self, call_id: str, speaker: str, offer_sdp: str, node: str | None = None
+    ) -> str:
+        """Answer a tap offer; replaces this party's previous leg. Raises BadSdp.
+
+        (`node`, the node holding the party's socket, matters only in a cluster.)"""
         check_sdp(offer_sdp)
         if "m=audio" not in offer_sdp:
             raise BadSdp("the tap offer has no audio")

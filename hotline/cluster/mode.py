@@ -16,6 +16,7 @@ from typing import Any
 
 from hotline.cluster.bus import make_bus
 from hotline.cluster.holder import LineLock
+from hotline.cluster.media import ClusterGateway
 from hotline.cluster.relay import Back, Front, Outbox
 from hotline.config import Config
 
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 class ClusterMode:
     """One node's part in a cluster."""
 
-    def __init__(self, cfg: Config, services: Any, switchboard: Any, live: Any) -> None:
+    def __init__(
+        self, cfg: Config, services: Any, switchboard: Any, live: Any, taps: ClusterGateway
+    ) -> None:
         # The name, plus this process's incarnation: a node restarted under the same name
         # (or fenced and started afresh, same pid) must not be taken for its previous self,
         # whose sockets' sessions the holder is still ending.
@@ -36,6 +39,8 @@ class ClusterMode:
         self.back = Back(live, self.node, Outbox(self.bus))
         self.front = Front(self.node, self.bus, self.back)
         live.front = self.front
+        taps.bind(self.front)  # taps are answered by the node holding the browser's socket
+        self.taps = taps
         # What HTTP handlers on any node ask of the live side, answered by the holder.
         self.back.calls.update(
             snapshot=services._snapshot,
@@ -43,10 +48,16 @@ class ClusterMode:
             family_join=services._family_join,
             close_sockets=live.close_account,
         )
-        services._snapshot = lambda: self.front.ask("snapshot")
+        services._snapshot = self._snapshot
         services._family_join = lambda elder_id: self.front.ask("family_join", elder_id)
         services._kick = lambda agent_id: self.front.tell("kick", agent_id)
         services._close_sockets = lambda *args: self.front.tell("close_sockets", *args)
+
+    async def _snapshot(self) -> dict[str, Any]:
+        """The holder's live snapshot, with this node's own gateway legs (so each node's
+        /metrics shows the taps it decodes: the spread of the work)."""
+        snap = await self.front.ask("snapshot")
+        return {**snap, "gateway_legs": self.taps.open_legs}
 
     async def start(self) -> None:
         await self.bus.start()

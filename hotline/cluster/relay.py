@@ -261,6 +261,9 @@ class Front:
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._missing: dict[str, float] = {}  # node -> since when it has not beaten
+        # What other nodes may ask of this node itself, whoever holds the line (`ask_node`).
+        self.node_calls: dict[str, Callable[..., Any]] = {}
+        self._asked: set[asyncio.Task[None]] = set()
         bus.subscribe(node_channel(node), self._on_message)
         bus.subscribe(CLUSTER, self._on_cluster)
 
@@ -334,7 +337,11 @@ class Front:
             if self.is_holder():
                 self._on_back(message, sender=str(message.get("from", "")))
         elif op == "rpc":
-            if self.is_holder():
+            if "to" in message:  # addressed to this node itself (`ask_node`)
+                task = asyncio.get_running_loop().create_task(self._answer_node(message))
+                self._asked.add(task)
+                task.add_done_callback(self._asked.discard)
+            elif self.is_holder():
                 asyncio.get_running_loop().create_task(self._answer(message))
         elif op == "reply":
             future = self._replies.pop(int(message["id"]), None)
@@ -489,6 +496,39 @@ class Front:
         except Exception as exc:
             reply["error"] = repr(exc)
         self.back.outbox.send(str(message["from"]), reply)
+
+    # ----------------------------------------------------------------- asking one node
+    async def ask_node(self, node: str, name: str, *args: Any) -> Any:
+        """Run one of `node`'s own calls (its `node_calls`), whichever node holds the line."""
+        if node == self.node:
+            return await _invoke(self.node_calls[name], list(args))
+        rid = next(self._rpc_ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[rid] = future
+        message = {"op": "rpc", "id": rid, "fn": name, "args": list(args), "from": self.node}
+        try:
+            # 0: nobody listens on its channel (the node is gone); None: sent by PostgreSQL.
+            if await self.bus.deliver(node_channel(node), {**message, "to": node}) == 0:
+                raise RuntimeError(f"node {node} is unreachable")
+            return await asyncio.wait_for(future, RPC_TIMEOUT)
+        finally:
+            self._replies.pop(rid, None)
+
+    async def _answer_node(self, message: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"op": "reply", "id": message["id"]}
+        try:
+            call = self.node_calls[str(message["fn"])]
+            reply["result"] = await _invoke(call, list(message["args"]))
+        except Exception as exc:
+            reply["error"] = repr(exc)
+        self.back.outbox.send(str(message["from"]), reply)
+
+
+async def _invoke(call: Callable[..., Any], args: list[Any]) -> Any:
+    result = call(*args)
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
 
 
 def _frame(raw: str | bytes) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from hotline import queue as line_mod
 from hotline import routing
 from hotline.addresses import filter_candidates
 from hotline.callbacks import slots
-from hotline.calls.gateway import Gateway
+from hotline.calls.gateway import Taps
 from hotline.config import Config
 from hotline.db import Database
 from hotline.db import callbacks as callbacks_db
@@ -114,7 +114,7 @@ class Switchboard:
         cfg: Config,
         db: Database,
         hub: Hub,
-        gateway: Gateway,
+        gateway: Taps,
         *,
         clock: Callable[[], float] = time.time,
         prompts: Prompts | None = None,
@@ -906,7 +906,9 @@ class Switchboard:
         )
         if dropped:
             log.info("call %s: %d remote ICE candidates dropped", call.call_id, dropped)
-        answer = await self.gateway.answer(call.call_id, speaker, sdp)
+        # In a cluster the tap is answered by the node holding the sender's socket.
+        node = getattr(conn, "node", None)
+        answer = await self.gateway.answer(call.call_id, speaker, sdp, node=node)
         conn.send({"type": "tap_answer", "call_id": call.call_id, "sdp": answer})
         self.events.emit(Tapped(call, speaker))
 
