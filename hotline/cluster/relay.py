@@ -46,16 +46,18 @@ def node_channel(node: str) -> str:
 
 
 class Outbox:
-    """What the holder sends to sockets on other nodes: batched per node, sent in order."""
+    """Messages to other nodes, batched per node and loop turn, sent in order by one sender:
+    the holder's to sockets on other nodes (`out`), a front's to the holder (`in`)."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, op: str = "out", sender: str = "") -> None:
         self.bus = bus
-        self._items: dict[str, list[list[Any]]] = {}
+        self.op, self.sender = op, sender
+        self._items: dict[str, list[Any]] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._flush_scheduled = False
         self._sender: asyncio.Task[None] | None = None
 
-    def push(self, node: str, item: list[Any]) -> None:
+    def push(self, node: str, item: Any) -> None:
         self._items.setdefault(node, []).append(item)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -70,7 +72,7 @@ class Outbox:
         self._flush_scheduled = False
         items, self._items = self._items, {}
         for node, batch in items.items():
-            self._enqueue(node, {"op": "out", "items": batch})
+            self._enqueue(node, {"op": self.op, "items": batch, "from": self.sender})
 
     def _enqueue(self, node: str, message: dict[str, Any]) -> None:
         self._queue.put_nowait((node, message))
@@ -244,7 +246,6 @@ class _Socket:
     # gets them again (after the session's reopening, in order).
     unacked: deque[dict[str, Any]] = field(default_factory=deque)
     sent: int = 0  # frames numbered so far
-    reopening: int = 0  # while a new holder is told of the session (which turn): frames wait
 
 
 class Front:
@@ -264,6 +265,9 @@ class Front:
         # What other nodes may ask of this node itself, whoever holds the line (`ask_node`).
         self.node_calls: dict[str, Callable[..., Any]] = {}
         self._asked: set[asyncio.Task[None]] = set()
+        # Opens, frames and closes for the holder: one publish per loop turn, in order (a
+        # failover reopens thousands of sessions at once: one publish each swamped Redis).
+        self._up = Outbox(bus, "in", node)
         bus.subscribe(node_channel(node), self._on_message)
         bus.subscribe(CLUSTER, self._on_cluster)
 
@@ -282,37 +286,36 @@ class Front:
         kept = {k: v[0] for k, v in query.items() if k in QUERY_KEYS and v}
         socket = self.sockets[sid] = _Socket(conn, kept, address)
         try:
-            await self._to_holder({"op": "open", "sid": sid, "q": kept, "ip": address})
+            self._to_holder({"op": "open", "sid": sid, "q": kept, "ip": address})
             while True:
                 raw = await conn.ws.recv()
-                await self._send_frame(socket, {"op": "frame", "sid": sid, **_frame(raw)})
+                self._send_frame(socket, {"op": "frame", "sid": sid, **_frame(raw)})
         except ConnectionClosed:
             pass
         finally:
             self.sockets.pop(sid, None)
-            await self._to_holder({"op": "close", "sid": sid})
+            self._to_holder({"op": "close", "sid": sid})
 
-    async def _send_frame(self, socket: _Socket, message: dict[str, Any]) -> None:
+    def _send_frame(self, socket: _Socket, message: dict[str, Any]) -> None:
         """A frame to the holder, kept until it says it ran it (`a`): a frame that reached a
         holder in its last moment, or nobody at all, is not lost with it."""
-        if self.holder == self.node:
-            self._on_back(message)  # run here; if this node dies, so does the socket
-            return
-        socket.sent += 1
-        message["n"] = socket.sent
-        if len(socket.unacked) >= MAX_UNACKED:
-            log.warning("relay: %s: no holder ran its last %d frames", message["sid"], MAX_UNACKED)
-            return
-        socket.unacked.append(message)
-        if not socket.reopening:
-            await self._to_holder(message)
+        if self.holder != self.node:  # (on the holder, a socket dies with it anyway)
+            socket.sent += 1
+            message["n"] = socket.sent
+            if len(socket.unacked) < MAX_UNACKED:
+                socket.unacked.append(message)
+            else:
+                log.warning(
+                    "relay: %s: no holder ran its last %d frames", message["sid"], MAX_UNACKED
+                )
+        self._to_holder(message)
 
-    async def _to_holder(self, message: dict[str, Any]) -> None:
+    def _to_holder(self, message: dict[str, Any]) -> None:
         holder = self.holder
         if holder == self.node:
             self._on_back(message)
         elif holder is not None:
-            await self.bus.publish(node_channel(holder), {**message, "from": self.node})
+            self._up.push(holder, message)
 
     def _on_back(self, message: dict[str, Any], sender: str | None = None) -> None:
         """A socket's open, frame or close, run on this node's back (we hold the line)."""
@@ -333,9 +336,11 @@ class Front:
         op = message.get("op")
         if op == "out":
             self._deliver(message["items"])
-        elif op in ("open", "frame", "close"):
+        elif op == "in":
             if self.is_holder():
-                self._on_back(message, sender=str(message.get("from", "")))
+                sender = str(message.get("from", ""))
+                for item in message["items"]:
+                    self._on_back(item, sender=sender)
         elif op == "rpc":
             if "to" in message:  # addressed to this node itself (`ask_node`)
                 task = asyncio.get_running_loop().create_task(self._answer_node(message))
@@ -389,33 +394,17 @@ class Front:
             return  # the same holder, or an older one whose last heartbeat is still live
         log.info("relay: the line is held by %s; reopening %d sockets", node, len(self.sockets))
         self.holder, self.epoch = node, epoch
-        loop = asyncio.get_running_loop()
         for sid, socket in list(self.sockets.items()):
             query = {**socket.query, "moved": "1"}
             if "resume_agent" in query:
                 query.pop("token", None)
-            opening = {"op": "open", "sid": sid, "q": query, "ip": socket.address}
-            socket.reopening += 1  # new frames wait for the reopening (`_send_frame`)
-            loop.create_task(self._reopen(socket, opening, socket.reopening))
-
-    async def _reopen(self, socket: _Socket, opening: dict[str, Any], turn: int) -> None:
-        """A socket's session on the new holder, then the frames no holder said it ran (the
-        old one may have died before running them), then new frames flow again."""
-        try:
-            await self._to_holder(opening)
-            last = 0
-            while socket.reopening == turn:  # (not if yet another holder came meanwhile)
-                # by number: frames arrive, and acks come, meanwhile
-                following = next((m for m in socket.unacked if m["n"] > last), None)
-                if following is None:
-                    break
-                await self._to_holder(following)
-                last = following["n"]
+            # Its session there, then the frames no holder said it ran (the old one may have
+            # died before running them), in order, ahead of any new frame.
+            self._to_holder({"op": "open", "sid": sid, "q": query, "ip": socket.address})
+            for message in socket.unacked:
+                self._to_holder(message)
             if self.is_holder():
                 socket.unacked.clear()  # run here, by this node's own back
-        finally:
-            if socket.reopening == turn:
-                socket.reopening = 0
 
     async def became_holder(self, epoch: int) -> None:
         """This node won the line's lock (its switchboard is already restored)."""
