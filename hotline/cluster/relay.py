@@ -159,10 +159,10 @@ class Back:
         self.sessions[sid] = session
         self._queue(sid, session, ("open", query))
 
-    def frame(self, sid: str, raw: str | bytes, seq: int = 0) -> None:
+    def frame(self, sid: str, raw: str | bytes, seq: int = 0, replayed: bool = False) -> None:
         session = self.sessions.get(sid)
         if session is not None:
-            self._queue(sid, session, ("frame", raw, seq))
+            self._queue(sid, session, ("frame", raw, seq, replayed))
 
     def close(self, sid: str) -> None:
         session = self.sessions.get(sid)
@@ -209,7 +209,7 @@ class Back:
                 self.outbox.push(session.node, ["o", sid, ctx.agent_id, self._session_of(ctx)])
         elif item[0] == "frame":
             if session.admitted and not session.ended:
-                await self.live.dispatch(ctx, item[1])
+                await self.live.dispatch(ctx, item[1], replayed=item[3])
             if item[2] and session.node != self.node:
                 # Ran: its front may forget it (it would send it again to the next holder).
                 self.outbox.push(session.node, ["a", sid, item[2]])
@@ -328,7 +328,7 @@ class Front:
             self.back.open(sid, sender or self.node, message["q"], message.get("ip", "?"), conn)
         elif op == "frame":
             raw = base64.b64decode(message["bin"]) if "bin" in message else message["raw"]
-            self.back.frame(sid, raw, int(message.get("n", 0)))
+            self.back.frame(sid, raw, int(message.get("n", 0)), bool(message.get("again")))
         elif op == "close":
             self.back.close(sid)
 
@@ -402,7 +402,7 @@ class Front:
             # died before running them), in order, ahead of any new frame.
             self._to_holder({"op": "open", "sid": sid, "q": query, "ip": socket.address})
             for message in socket.unacked:
-                self._to_holder(message)
+                self._to_holder({**message, "again": 1})
             if self.is_holder():
                 socket.unacked.clear()  # run here, by this node's own back
 

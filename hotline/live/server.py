@@ -477,8 +477,12 @@ class LiveServer:
         conn.send(exc.to_message())
         await conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
 
-    async def dispatch(self, ctx: Context, raw: str | bytes) -> None:
-        """Validate one message and run its route; errors go back to the sender, typed."""
+    async def dispatch(self, ctx: Context, raw: str | bytes, *, replayed: bool = False) -> None:
+        """Validate one message and run its route; errors go back to the sender, typed.
+
+        `replayed` (cluster mode): sent again to a new holder of the line because the old one
+        died before saying it ran it; if it had, this one is refused ("already answered",
+        "no call"), and the sender, who saw it take effect, is not told of that."""
         try:
             routes = self.routes[ctx.role]
             msg = messages.parse(raw, {k: spec for k, (spec, _) in routes.items()})
@@ -486,6 +490,9 @@ class LiveServer:
             if asyncio.iscoroutine(result):
                 await result
         except HotlineError as exc:
+            if replayed:
+                log.info("connection %s: a replayed frame refused: %s", ctx.conn.id, exc.code)
+                return
             reply = exc.to_message()
             if isinstance(raw, str) and len(raw) < 65536:
                 with contextlib.suppress(Exception):
