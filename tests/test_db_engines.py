@@ -36,8 +36,9 @@ COVERED = {
     " active_bookings recent_by_address open_of_kind open_by_phone_from open_by_phone booked_slots claim_due fire_one claim"
     " update add_attempt attempts_of previous_calls agent_names get_wrapup save_wrapup"
     " shared_wrapup_for",
-    "calls": "create rang answered ended requeued event get events recent_handle_seconds"
-    " open_calls close_interrupted flag_fraud rate in_call_with",
+    "calls": "create rang answered ended requeued event add_events get events"
+    " recent_handle_seconds open_calls close_interrupted flag_fraud rate in_call_with"
+    " ended_by_rejoin",
     "elders": "add get get_many by_card_code all_elders new_link get_link links_of revoke_link"
     " rotate_card_code lengthen_card_codes record_card_failure card_failures",
     "guidance": "record_answer answers",
@@ -175,6 +176,13 @@ def test_calls_events_reports_transcripts_guidance(store: Database) -> None:
         ("c2", True), ("c3", False),
     ]  # fmt: skip
     assert calls.close_interrupted(store, t0 + 20) == 2 and calls.open_calls(store) == []
+    # A rejoin secret's call, if it was answered and ended since: c1 (c2, c3 never answered).
+    assert present(calls.ended_by_rejoin(store, "h", t0))["id"] == "c1"
+    assert calls.ended_by_rejoin(store, "h", t0 + 65) is None  # it ended before that
+    assert calls.ended_by_rejoin(store, "other", t0) is None
+    calls.add_events(store, [("c1", t0 + 100, "note", {"by": "é"}), ("c2", t0 + 101, "note", {})])
+    assert calls.events(store, "c1")[-1]["detail"] == {"by": "é"}
+    assert [x["kind"] for x in calls.events(store, "c2")][-1] == "note"
 
     assert reports.ping(store)
     assert [c["id"] for c in reports.calls_between(store, t0, t0 + 2)] == ["c1", "c2"]
