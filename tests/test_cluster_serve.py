@@ -25,6 +25,7 @@ from tests.cluster_nodes import (
     READY_DEADLINE,
     Cluster,
     Node,
+    Page,
     close_all,
     last,
     open_agent,
@@ -639,6 +640,60 @@ def test_an_offer_after_the_failover_reaches_the_agent(cluster: Cluster) -> None
         await close_all([agent, caller])
 
     cluster.run(scenario())
+
+
+def test_a_family_member_stays_on_the_call_across_a_failover(cluster: Cluster) -> None:
+    """A family member (their page on a front) is in a call when the holder dies: their
+    spent join link is not asked again; the new holder admits the page back into the call
+    (a second `hello`), each party is told `family_joined` again, and the mesh's
+    signalling works there, until the call's end reaches the family page too."""
+
+    def kinds(call_id: str) -> list[str]:
+        return [e["kind"] for e in calls_db.events(cluster.db, call_id)]
+
+    async def scenario() -> str:
+        agent, caller, call_id, holder = await call_across(cluster, "en2", "en")
+        await agent.send({"type": "family_link", "call_id": call_id})
+        url = (await agent.expect("family_link", timeout=DEADLINE, call_id=call_id))["url"]
+        front = next(n for n in ("a", "b", "c") if n != holder)
+        family = await Page.open(f"{cluster[front].ws}?role=family&join={url.rsplit('/', 1)[1]}")
+        first = await family.expect("hello", timeout=DEADLINE, call_id=call_id)
+        assert sorted(first["parties"]) == ["agent", "caller"]
+        for party in (caller, agent):
+            await party.expect("family_joined", timeout=DEADLINE, call_id=call_id)
+        await async_wait_until(
+            lambda: "family_joined" in kinds(call_id), DEADLINE, "the join to be stored"
+        )
+
+        cluster.kill(holder)
+        # Back in the call on the new holder. The parties' sessions move there too, in no
+        # set order: the page is told (by one hello or two) to connect to each of them
+        # again once they are back, and each is told to expect it.
+        told: set[str] = set()
+        while told != {"agent", "caller"}:
+            hello = await family.expect("hello", timeout=DEADLINE, call_id=call_id)
+            told |= set(hello["parties"])
+        for party in (caller, agent):
+            await party.expect("family_joined", timeout=DEADLINE, call_id=call_id)
+        assert last(family, "error") is None, last(family, "error")
+        for name, party in (("caller", caller), ("agent", agent)):
+            await family.send(
+                {"type": "family_signal", "to": name, "data": {"kind": "offer", "sdp": SDP}}
+            )
+            got = await party.expect("family_signal", timeout=DEADLINE, call_id=call_id)
+            assert got["data"]["kind"] == "offer"
+            await party.send({"type": "family_signal", "data": {"kind": "answer", "sdp": SDP}})
+            back = await family.expect("family_signal", timeout=DEADLINE)
+            assert back["from"] == name and back["data"]["kind"] == "answer"
+        await caller.send({"type": "hangup"})
+        await family.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await agent.expect("ended", timeout=DEADLINE, call_id=call_id)
+        await close_all([agent, caller, family])
+        return call_id
+
+    call_id = cluster.run(scenario())
+    # The move is not a new join on the call's timeline (the family member never left).
+    assert kinds(call_id).count("family_joined") == 1, kinds(call_id)
 
 
 # ---------------------------------------------------------------------- PostgreSQL

@@ -4,13 +4,17 @@ or when the call ends."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.exceptions import InvalidStatus
 
 from hotline.db import calls as calls_db
-from tests.support import Client, ServerThread, family_booking
+from hotline.live.hub import Conn
+from hotline.live.server import Context
+from tests.support import Client, ServerThread, async_wait_until, family_booking
 from tests.test_call_ws import (
     OFFER,
     add_agent,
@@ -46,6 +50,10 @@ def test_family_member_joins_and_signals_both_parties(server: ServerThread) -> N
         other = await open_agent(server, other_id, available=False)
         caller = await open_caller(server, link)
         call_id, _ = await connect_call(caller, agent)
+        # What a cluster node says of a family page it moves (relay.py) is not a client's
+        # to say: without a token, refused.
+        forged = f"{server.ws}?role=family&moved=1&resume_call={call_id}"
+        assert (await refused(server, forged))["code"] == "join_unknown"
         await other.send({"type": "family_link", "call_id": call_id})
         await other.expect("error", code="not_your_call")
         await agent.send({"type": "family_link", "call_id": call_id})
@@ -56,6 +64,7 @@ def test_family_member_joins_and_signals_both_parties(server: ServerThread) -> N
         hello = await family.expect("hello")
         assert hello["role"] == "family" and hello["call_id"] == call_id
         assert sorted(hello["parties"]) == ["agent", "caller"]
+        assert sum(m.get("type") == "family_joined" for m in caller.seen) == 1  # not forged
         await caller.expect("family_joined", call_id=call_id)
         await agent.expect("family_joined", call_id=call_id)
         # The mesh: the family page offers to each party; answers come back to it only.
@@ -203,3 +212,73 @@ def test_family_member_reconnects_to_the_new_agent_after_a_transfer(server: Serv
         await first.expect("error", code="not_your_call")
 
     run(scenario())
+
+
+class Moved(Conn):
+    """A family page's session as a cluster node hands it to a new holder of the line
+    (relay.BusConn's stand-in here: what the holder sends it is kept, not published)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.seen: list[dict[str, Any]] = []
+
+    def is_open(self) -> bool:
+        return not self.closed
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            self.seen.append(json.loads(json.dumps(message)))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = True
+
+    async def flush_and_close(self, code: int = 1000, reason: str = "", timeout: float = 2) -> None:
+        self.close(code, reason)
+
+
+def test_a_family_page_moved_by_a_failover_is_taken_back_into_its_call(
+    server: ServerThread,
+) -> None:
+    """Cluster mode, on the new holder's side: a family page whose session moved here (its
+    link was spent on the dead holder; the front says `moved` and the call it was in) is
+    admitted without a token, the parties connect to it again, and its signalling, leaving
+    and the call's end work as for a join; a call that ended meanwhile: `ended`, closed."""
+    agent_id = add_agent(server)
+    link = add_link(server)
+    live = server.running.live
+
+    def move(conn: Conn, call_id: str, admitted: bool = True) -> Context:
+        ctx = Context(conn, "family", address="node-b")
+        query = {"moved": ["1"], "resume_call": [call_id], "join": ["spent-elsewhere"]}
+        assert server.call(live.open_session(ctx, query)) is admitted, conn.seen
+        return ctx
+
+    async def scenario() -> str:
+        agent, caller, call_id = await in_call(server, agent_id, link)
+        page = Moved()
+        ctx = await asyncio.to_thread(move, page, call_id)
+        hello = page.seen[0]
+        assert (hello["type"], hello["call_id"]) == ("hello", call_id)
+        assert sorted(hello["parties"]) == ["agent", "caller"]
+        await caller.expect("family_joined", call_id=call_id)
+        await agent.expect("family_joined", call_id=call_id)
+        signal = json.dumps({"type": "family_signal", "to": "caller", "data": OFFER})
+        await asyncio.to_thread(server.call, live.dispatch(ctx, signal))
+        await caller.expect("family_signal", call_id=call_id)
+        await agent.send({"type": "family_link", "call_id": call_id})  # one family page
+        await agent.expect("error", code="family_present")
+        await agent.send({"type": "hangup", "call_id": call_id})
+        await caller.expect("ended", call_id=call_id)
+        await async_wait_until(lambda: page.closed, 10, "the moved page closed at the end")
+        assert page.seen[-1] == {"type": "ended", "call_id": call_id}
+        await asyncio.to_thread(server.call, live.close_session(ctx))
+        # Moved after the call ended (the holder died before telling the page): told so.
+        late = Moved()
+        await asyncio.to_thread(move, late, call_id, False)
+        assert late.seen == [{"type": "ended", "call_id": call_id}] and late.closed
+        return call_id
+
+    call_id = run(scenario())
+    call_row(server, call_id)
+    kinds = [e["kind"] for e in calls_db.events(server.db, call_id)]
+    assert "family_joined" not in kinds  # a move is not a join: the page never left

@@ -369,6 +369,8 @@ class Front:
                     socket.query["resume_status"] = json.loads(text).get("status", "")
                 elif text.startswith('{"type":"connected"') and "resume_agent" in socket.query:
                     socket.query["resume_call"] = json.loads(text).get("call_id", "")
+                elif text.startswith('{"type":"hello","role":"family"'):  # its link is spent
+                    socket.query["resume_call"] = json.loads(text).get("call_id", "")
                 socket.conn.send_json(text)
             elif item[0] == "c":
                 socket.conn.close(code=int(item[2]), reason=str(item[3]))

@@ -16,11 +16,11 @@ from typing import Any
 
 from hotline.config import Config
 from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFound
-from hotline.live.events import Ended, Transferred
+from hotline.live.events import Ended, Reconnected, Transferred
 from hotline.live.hub import Conn
 from hotline.live.messages import CALL_ID, Spec, check_signal_data
 from hotline.live.server import Context, LiveServer
-from hotline.live.switchboard import LIVE, LiveCall, Switchboard
+from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 from hotline.tokens import digest, new_secret
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class Join:
     created_at: float
     used: bool = False
     conn: Conn | None = None  # the family member's page, once joined
+    # Parties not yet back when the page's session moved here (a failover): on their return
+    # the page connects to them afresh.
+    missing: tuple[str, ...] = ()
 
 
 class LiveFamily:
@@ -50,6 +53,7 @@ class LiveFamily:
         self.by_call: dict[str, str] = {}  # call id -> digest of its live link
         sb.events.subscribe(Ended, self._on_ended)
         sb.events.subscribe(Transferred, self._on_transferred)
+        sb.events.subscribe(Reconnected, self._on_reconnected)
 
     def attach(self, live: LiveServer) -> None:
         live.add_role("family", self._open, self._close)
@@ -105,6 +109,8 @@ class LiveFamily:
 
     # ----------------------------------------------------------------- the family page
     async def _open(self, ctx: Context, query: dict[str, list[str]]) -> bool:
+        if query.get("moved", [""])[0] == "1" and query.get("resume_call", [""])[0]:
+            return await self._moved(ctx, query["resume_call"][0])
         token = query.get("join", [""])[0][:64]
         try:
             join, call = self._usable(token)
@@ -113,10 +119,47 @@ class LiveFamily:
             await ctx.conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
             return False
         join.used = True
+        self._admit(ctx, join, call)
+        self.sb.record_event(call.call_id, "family_joined", {})
+        return True
+
+    async def _moved(self, ctx: Context, call_id: str) -> bool:
+        """A family page already in `call_id` whose session moved to this node in a failover
+        (cluster mode; its link was spent on the dead holder): back into the call, unless the
+        call ended meanwhile. Nothing is recorded: the family member never left."""
+        call = self.sb.calls.get(call_id)
+        if call is None or call.state not in (*LIVE, HELD):  # HELD: restored, parties coming
+            ctx.conn.send({"type": "ended", "call_id": call_id})
+            await ctx.conn.flush_and_close(code=1000, reason="call ended")
+            return False
+        old = self.joins.get(self.by_call.get(call_id, ""))
+        if old is not None and old.conn is not None:  # (only one family page per call)
+            exc = Conflict("a family member is already on this call", code="family_present")
+            ctx.conn.send(exc.to_message())
+            await ctx.conn.flush_and_close(code=4000 + exc.status, reason=exc.code)
+            return False
+        if old is not None:  # an unused link made here meanwhile: this page takes its place
+            self.joins.pop(self.by_call.pop(call_id), None)
+        key = digest(new_secret())  # no token: the page is back by the node's word alone
+        join = self.joins[key] = Join(call_id, time.time(), used=True)
+        self.by_call[call_id] = key
+        self._admit(ctx, join, call)
+        # The parties' sessions move here too, in no set order: those not back yet get the
+        # family page when they are (`_on_reconnected`; its old connection to them meanwhile
+        # goes on browser to browser).
+        join.missing = tuple(p for p in PARTIES if self._party(call, p) is None)
+        return True
+
+    def _admit(self, ctx: Context, join: Join, call: LiveCall) -> None:
+        """The family page is on the call: its hello; the parties there connect to it."""
         join.conn = ctx.conn
         ctx.conn.subject = call.call_id
+        self._connect(call, ctx.conn, [p for p in PARTIES if self._party(call, p) is not None])
+
+    def _connect(self, call: LiveCall, page: Conn, parties: list[str]) -> None:
+        """Tell the family page to connect to `parties` (its `hello`), and them to expect it."""
         presence = self.sb.agents.get(call.agent_id or 0)
-        ctx.conn.send(
+        page.send(
             {
                 "type": "hello",
                 "role": "family",
@@ -124,13 +167,11 @@ class LiveFamily:
                 "elder": call.elder.name if call.elder else "",
                 "agent_name": presence.agent.display_name if presence else "",
                 "ice_servers": self.sb.ice_servers(),
-                "parties": [p for p in PARTIES if self._party(call, p) is not None],
+                "parties": parties,
             }
         )
-        for party in PARTIES:
+        for party in parties:
             self._send(call, party, {"type": "family_joined", "call_id": call.call_id})
-        self.sb.record_event(call.call_id, "family_joined", {})
-        return True
 
     def _usable(self, token: str) -> tuple[Join, LiveCall]:
         join = self.joins.get(digest(token)) if token else None
@@ -218,3 +259,11 @@ class LiveFamily:
         if join is not None and join.conn is not None:
             join.conn.send({"type": "agent_changed", "call_id": call.call_id})
             self._send(call, "agent", {"type": "family_joined", "call_id": call.call_id})
+
+    def _on_reconnected(self, event: Reconnected) -> None:
+        # Both parties are back on a call whose family page moved here before them.
+        call = event.call
+        join = self.joins.get(self.by_call.get(call.call_id, ""))
+        if join is not None and join.conn is not None and join.missing:
+            parties, join.missing = list(join.missing), ()
+            self._connect(call, join.conn, parties)

@@ -40,7 +40,10 @@ async function handle(msg) {
       state.ice = msg.ice_servers || [];
       $("join-title").textContent = fmt(S["join.in_call"], { elder: msg.elder || "" });
       $("elder-name").textContent = msg.elder || "";
-      $("agent-name").textContent = fmt(S["join.agent"], { name: msg.agent_name || "" });
+      // A second hello: the line moved to another node (cluster failover), whose hello may
+      // come before the agent's console is back there (no name yet): keep the one we had.
+      state.agentName = msg.agent_name || state.agentName || "";
+      $("agent-name").textContent = fmt(S["join.agent"], { name: state.agentName });
       $("join-videos").hidden = false; $("leave").hidden = false; $("join").hidden = true;
       show(S["join.joined"]);
       for (const party of msg.parties || []) connectTo(party, state.ice);
