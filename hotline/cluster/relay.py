@@ -4,10 +4,12 @@ Cluster mode (docs/cluster.md). Every node terminates websockets (its `Front`); 
 holding the line's lock (hotline/cluster/holder.py) runs the one switchboard, and its `Back`
 runs every socket's session there, exactly as a single node does, against a `BusConn` that
 stands in for a socket held by another node. Frames go to the holder over the bus
-(`node:<holder>`), numbered and kept until the holder says it ran them; both ways go batched,
-one publish per node per loop turn, in order. When the holder changes (a crash, kill -9, a graceful stop) every front opens its
-sockets' sessions again on the new holder: callers with the rejoin secret the holder gave
-them, agents with the identity the old holder admitted (their ticket was spent there).
+(`node:<holder>`), numbered and kept until the holder says it ran them; both ways go
+batched, one publish per node per loop turn, in order. When the holder changes (a crash,
+kill -9, a graceful stop) every front opens its sockets' sessions again on the new holder:
+callers with the rejoin secret the holder gave them, agents with the identity the old holder
+admitted (their ticket was spent there), family pages with their call; then the frames no
+holder said it ran.
 """
 
 from __future__ import annotations
