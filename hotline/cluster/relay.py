@@ -228,10 +228,7 @@ class Back:
         session.ctx.conn.close()
 
     async def rpc(self, name: str, args: list[Any]) -> Any:
-        result = self.calls[name](*args)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
+        return await _invoke(self.calls[name], args)
 
 
 # --- on every node ---------------------------------------------------------------------------
@@ -343,13 +340,12 @@ class Front:
                 sender = str(message.get("from", ""))
                 for item in message["items"]:
                     self._on_back(item, sender=sender)
-        elif op == "rpc":
-            if "to" in message:  # addressed to this node itself (`ask_node`)
-                task = asyncio.get_running_loop().create_task(self._answer_node(message))
-                self._asked.add(task)
-                task.add_done_callback(self._asked.discard)
-            elif self.is_holder():
-                asyncio.get_running_loop().create_task(self._answer(message))
+        elif op == "rpc" and ("to" in message or self.is_holder()):
+            # "to": addressed to this node itself (`ask_node`); else to the line's holder.
+            calls = self.node_calls if "to" in message else self.back.calls
+            task = asyncio.get_running_loop().create_task(self._answer(message, calls))
+            self._asked.add(task)
+            task.add_done_callback(self._asked.discard)
         elif op == "reply":
             future = self._replies.pop(int(message["id"]), None)
             if future is not None and not future.done():
@@ -459,17 +455,7 @@ class Front:
             raise RuntimeError("no node holds the line right now")
         if self.holder == self.node:
             return await self.back.rpc(name, list(args))
-        rid = next(self._rpc_ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies[rid] = future
-        message = {"op": "rpc", "id": rid, "fn": name, "args": list(args), "from": self.node}
-        if not await self.bus.publish(node_channel(self.holder), message):
-            self._replies.pop(rid, None)
-            raise RuntimeError("the line's holder is unreachable")
-        try:
-            return await asyncio.wait_for(future, RPC_TIMEOUT)
-        finally:
-            self._replies.pop(rid, None)
+        return await self._request(self.holder, name, args, to_node=False)
 
     def tell(self, name: str, *args: Any) -> Awaitable[None]:
         """`ask` without waiting for the answer (for calls that return nothing)."""
@@ -482,10 +468,29 @@ class Front:
 
         return go()
 
-    async def _answer(self, message: dict[str, Any]) -> None:
+    async def _request(self, node: str, name: str, args: tuple[Any, ...], *, to_node: bool) -> Any:
+        """Send a request to `node` and wait for its reply: to the holder's registered calls,
+        or (`to_node`) to that node's own `node_calls`, whichever node holds the line."""
+        rid = next(self._rpc_ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies[rid] = future
+        message = {"op": "rpc", "id": rid, "fn": name, "args": list(args), "from": self.node}
+        try:
+            if to_node:
+                # 0: nobody listens on its channel (the node is gone); None: sent by PostgreSQL.
+                if await self.bus.deliver(node_channel(node), {**message, "to": node}) == 0:
+                    raise RuntimeError(f"node {node} is unreachable")
+            elif not await self.bus.publish(node_channel(node), message):
+                raise RuntimeError("the line's holder is unreachable")
+            return await asyncio.wait_for(future, RPC_TIMEOUT)
+        finally:
+            self._replies.pop(rid, None)
+
+    async def _answer(self, message: dict[str, Any], calls: dict[str, Callable[..., Any]]) -> None:
+        """Run a request's call and send its reply (or its error) to the node that asked."""
         reply: dict[str, Any] = {"op": "reply", "id": message["id"]}
         try:
-            reply["result"] = await self.back.rpc(str(message["fn"]), list(message["args"]))
+            reply["result"] = await _invoke(calls[str(message["fn"])], list(message["args"]))
         except Exception as exc:
             reply["error"] = repr(exc)
         self.back.outbox.send(str(message["from"]), reply)
@@ -495,26 +500,7 @@ class Front:
         """Run one of `node`'s own calls (its `node_calls`), whichever node holds the line."""
         if node == self.node:
             return await _invoke(self.node_calls[name], list(args))
-        rid = next(self._rpc_ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies[rid] = future
-        message = {"op": "rpc", "id": rid, "fn": name, "args": list(args), "from": self.node}
-        try:
-            # 0: nobody listens on its channel (the node is gone); None: sent by PostgreSQL.
-            if await self.bus.deliver(node_channel(node), {**message, "to": node}) == 0:
-                raise RuntimeError(f"node {node} is unreachable")
-            return await asyncio.wait_for(future, RPC_TIMEOUT)
-        finally:
-            self._replies.pop(rid, None)
-
-    async def _answer_node(self, message: dict[str, Any]) -> None:
-        reply: dict[str, Any] = {"op": "reply", "id": message["id"]}
-        try:
-            call = self.node_calls[str(message["fn"])]
-            reply["result"] = await _invoke(call, list(message["args"]))
-        except Exception as exc:
-            reply["error"] = repr(exc)
-        self.back.outbox.send(str(message["from"]), reply)
+        return await self._request(node, name, args, to_node=True)
 
 
 async def _invoke(call: Callable[..., Any], args: list[Any]) -> Any:

@@ -19,7 +19,7 @@ from hotline.errors import BadMessage, Conflict, Forbidden, HotlineError, NotFou
 from hotline.live.events import Ended, Reconnected, Transferred
 from hotline.live.hub import Conn
 from hotline.live.messages import CALL_ID, Spec, check_signal_data
-from hotline.live.server import Context, LiveServer
+from hotline.live.server import Context, LiveServer, reject
 from hotline.live.switchboard import HELD, LIVE, LiveCall, Switchboard
 from hotline.tokens import digest, new_secret
 
@@ -115,8 +115,7 @@ class LiveFamily:
         try:
             join, call = self._usable(token)
         except HotlineError as exc:
-            ctx.conn.send(exc.to_message())
-            await ctx.conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
+            await reject(ctx.conn, exc)
             return False
         join.used = True
         self._admit(ctx, join, call)
@@ -134,9 +133,9 @@ class LiveFamily:
             return False
         old = self.joins.get(self.by_call.get(call_id, ""))
         if old is not None and old.conn is not None:  # (only one family page per call)
-            exc = Conflict("a family member is already on this call", code="family_present")
-            ctx.conn.send(exc.to_message())
-            await ctx.conn.flush_and_close(code=4000 + exc.status, reason=exc.code)
+            await reject(
+                ctx.conn, Conflict("a family member is already on this call", code="family_present")
+            )
             return False
         if old is not None:  # an unused link made here meanwhile: this page takes its place
             self.joins.pop(self.by_call.pop(call_id), None)

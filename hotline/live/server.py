@@ -103,6 +103,12 @@ Opener = Callable[[Context, dict[str, list[str]]], Awaitable[bool]]
 Closer = Callable[[Context], Awaitable[None]]
 
 
+async def reject(conn: Conn, exc: HotlineError) -> None:
+    """Refuse a session: the typed error, then the socket closed with a 4xxx code."""
+    conn.send(exc.to_message())
+    await conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
+
+
 class LiveServer:
     """The websocket server and its message routes."""
 
@@ -344,7 +350,7 @@ class LiveServer:
             return await self.openers[role][0](ctx, query)
         if not query.get("link", [""])[0]:
             if not self.anonymous_callers.acquire(ctx.address, self.cfg.ws_callers_per_address):
-                await self._reject(ctx.conn, TooMany("too many callers from here"))
+                await reject(ctx.conn, TooMany("too many callers from here"))
                 return False
             ctx.counted = True
         return await self._open_caller(ctx, query)
@@ -388,7 +394,7 @@ class LiveServer:
                 ticket = self._ticket(query.get("token", [""])[0])
                 self._use_ticket(ticket["n"])
             except HotlineError as exc:
-                await self._reject(ctx.conn, exc)
+                await reject(ctx.conn, exc)
                 return None
             agent_id, session = int(ticket["agent"]), str(ticket["s"])
         # Counted among the account's sockets before the session is checked: a sign-out
@@ -405,14 +411,14 @@ class LiveServer:
             self.cfg.session_max_hours * 3600,
         )
         if not alive:
-            await self._reject(ctx.conn, Unauthorized("signed out"))
+            await reject(ctx.conn, Unauthorized("signed out"))
             return None
         agent = await asyncio.to_thread(agents_db.get, self.sb.db, agent_id)
         if agent is None or agent.disabled:
-            await self._reject(ctx.conn, Unauthorized("account disabled"))
+            await reject(ctx.conn, Unauthorized("account disabled"))
             return None
         if supervisor and agent.role != "supervisor":
-            await self._reject(ctx.conn, Forbidden("supervisors only"))
+            await reject(ctx.conn, Forbidden("supervisors only"))
             return None
         ctx.agent_id = agent.id
         ctx.supervisor = agent.role == "supervisor"
@@ -447,7 +453,7 @@ class LiveServer:
             try:
                 elder, auto_start = await self.sb.resolve_link(link)
             except HotlineError as exc:
-                await self._reject(ctx.conn, exc)
+                await reject(ctx.conn, exc)
                 return False
         ctx.conn.subject = None
         moved = query.get("moved", [""])[0] == "1"
@@ -472,10 +478,6 @@ class LiveServer:
         elif rejoin:
             await self.sb.ended_while_away(rejoin, ctx.conn, elder)
         return True
-
-    async def _reject(self, conn: Conn, exc: HotlineError) -> None:
-        conn.send(exc.to_message())
-        await conn.flush_and_close(code=4000 + min(exc.status, 999), reason=exc.code)
 
     async def dispatch(self, ctx: Context, raw: str | bytes, *, replayed: bool = False) -> None:
         """Validate one message and run its route; errors go back to the sender, typed.

@@ -284,9 +284,7 @@ class Switchboard:
         row = await self.store(calls_db.get, call_id)
         if not row or row["ended_at"] is None or row["agent_id"] != agent_id:
             return None
-        return {
-            "type": "ended", "call_id": call_id, "reason": row["outcome"], "by": row["ended_by"],
-        }  # fmt: skip
+        return ended_message(call_id, row["outcome"], row["ended_by"])
 
     def _await_agent(self, call: LiveCall, agent_id: int) -> None:
         """Keep a call in progress for its agent's console to come back (cluster mode); if it
@@ -435,9 +433,7 @@ class Switchboard:
         row = await self.store(calls_db.ended_by_rejoin, digest(rejoin), since)
         if row is None or row["elder_id"] != (elder.id if elder else None):
             return False
-        conn.send(
-            {"type": "ended", "call_id": row["id"], "reason": row["outcome"], "by": row["ended_by"]}
-        )
+        conn.send(ended_message(row["id"], row["outcome"], row["ended_by"]))
         conn.last_call_id = row["id"]
         return True
 
@@ -838,13 +834,11 @@ class Switchboard:
         now = self.clock()
         # Recorded first, then told: whoever hears "ended" can rely on the stored call.
         await self.store(calls_db.ended, call.call_id, outcome=outcome, ended_by=by, at=now)
+        told = ended_message(call.call_id, outcome, by)
         if call.caller is not None:
-            call.caller.send(
-                {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
-            )
+            call.caller.send(told)
             call.caller.last_call_id = call.call_id
         if prior_agent is not None:
-            told = {"type": "ended", "call_id": call.call_id, "reason": outcome, "by": by}
             if prior_agent in self.agents:
                 self.send_agent(prior_agent, told)
             elif self.agent_grace:  # their console is reconnecting (cluster): told on return
@@ -1244,6 +1238,11 @@ class Switchboard:
         """A call with no agent goes to the head of the normal line (a transfer gave up);
         `passed_by` (who just declined it) is rung only if nobody else is left."""
         await self._requeue(call, reason, passed_by)
+
+
+def ended_message(call_id: str, outcome: str, by: str) -> dict[str, Any]:
+    """What a party is told when their call is over."""
+    return {"type": "ended", "call_id": call_id, "reason": outcome, "by": by}
 
 
 class _EventBatch:
