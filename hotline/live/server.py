@@ -458,13 +458,16 @@ class LiveServer:
         ctx.conn.subject = None
         moved = query.get("moved", [""])[0] == "1"
         call = self.sb.caller_rejoin(rejoin, ctx.conn, elder, moved=moved) if rejoin else None
+        # Their call ended while the page was away: said in the hello (so the page does not
+        # start a new call by itself), then the `ended` they missed.
+        missed = await self.sb.ended_while_away(rejoin, elder) if rejoin and not call else None
         ctx.conn.send(
             {
                 "type": "hello",
                 "role": "caller",
                 "rejoined": call is not None,
                 "call_id": call.call_id if call else None,
-                "state": call.state if call else "idle",
+                "state": call.state if call else "ended" if missed else "idle",
                 "auto_start": auto_start,
                 "callback_requested": bool(call and call.callback_requested),
             }
@@ -475,8 +478,9 @@ class LiveServer:
         self.sb.page_opened(ctx.conn)
         if call is not None:
             self.sb.resume(call)
-        elif rejoin:
-            await self.sb.ended_while_away(rejoin, ctx.conn, elder)
+        elif missed is not None:
+            ctx.conn.send(missed)
+            ctx.conn.last_call_id = missed["call_id"]
         return True
 
     async def dispatch(self, ctx: Context, raw: str | bytes, *, replayed: bool = False) -> None:

@@ -426,16 +426,14 @@ class Switchboard:
             self.record_event(call.call_id, "caller_rejoined", {})
         return call
 
-    async def ended_while_away(self, rejoin: str, conn: Conn, elder: Elder | None) -> bool:
-        """Tell a returning caller their call ended while their page was away (its node, or
-        the line's holder, died before telling them); False if it did not."""
+    async def ended_while_away(self, rejoin: str, elder: Elder | None) -> dict[str, Any] | None:
+        """The `ended` a returning caller missed: their answered call ended while their page
+        was away (the agent hung up, or its node died before telling them); None if not."""
         since = self.clock() - max(self.cfg.rejoin_seconds, 60.0)
         row = await self.store(calls_db.ended_by_rejoin, digest(rejoin), since)
         if row is None or row["elder_id"] != (elder.id if elder else None):
-            return False
-        conn.send(ended_message(row["id"], row["outcome"], row["ended_by"]))
-        conn.last_call_id = row["id"]
-        return True
+            return None
+        return ended_message(row["id"], row["outcome"], row["ended_by"])
 
     def resume(self, call: LiveCall) -> None:
         """After the rejoined caller was greeted: their place in line, or back into the call."""

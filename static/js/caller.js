@@ -298,6 +298,7 @@ async function handle(msg) {
   switch (msg.type) {
     case "hello":
       if (msg.rejoined) { state.callId = msg.call_id; state.callbackBooked = msg.callback_requested; $("callback-booked").hidden = !msg.callback_requested; if (msg.state !== "connected" && msg.state !== "held") show("waiting"); }
+      else if (msg.state === "ended") saveRejoin(""); // the call ended while away: `ended` follows (no new call by itself)
       else { saveRejoin(""); if (state.screen !== "ended") show("idle"); if (boot.auto_start && state.screen === "idle" && !state.autoStarted) { state.autoStarted = true; startCall(); } }
       break;
     case "queued":
